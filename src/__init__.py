@@ -1,0 +1,1 @@
+"""Lightning + Hydra template: datamodules and networks composed by configs."""

@@ -1,0 +1,26 @@
+"""Task modules (how to train) around networks (what to train); the data's task picks the module."""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from src.data.spec import DataSpec
+from src.models.base import TaskModule
+from src.models.classification import ClassificationModule
+
+TASK_MODULES: dict[str, type[TaskModule]] = {"classification": ClassificationModule}
+
+
+def build_module(model: dict[str, Any], spec: DataSpec) -> TaskModule:
+    """The task module for `spec.task`, training the network, optimizer and scheduler of `model`."""
+    return TASK_MODULES[spec.task](spec=spec.to_dict(), **model)
+
+
+def load_module(ckpt_path: str | Path) -> TaskModule:
+    """Rebuild a task module from a checkpoint alone, loading nothing but plain data."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    module = TASK_MODULES[hparams["spec"]["task"]](**hparams)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module

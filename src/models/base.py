@@ -1,0 +1,96 @@
+"""The LightningModule every task shares: network, optimizer, scheduler, metrics, logging."""
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+
+from src.data.spec import DataSpec
+
+STAGES = ("train", "val", "test")
+LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor")
+
+
+class TaskModule(L.LightningModule, ABC):
+    """Trains the network described by `net` on data of `spec`.
+
+    Every argument is a plain config value (`_target_` dicts for the network, optimizer and
+    scheduler), saved as hyperparameters, so a checkpoint rebuilds its module on its own and
+    loads with `torch.load(weights_only=True)`.
+
+    Args:
+        net: `_target_` config of a `Network`; `input_shape` and `num_outputs` come from `spec`.
+        spec: `DataSpec.to_dict()` of the data the network is built for.
+        optimizer: `_target_` config of a `torch.optim` optimizer, without `params`.
+        scheduler: optional `_target_` config of an LR scheduler, without `optimizer`; the keys
+            `interval`, `frequency` and `monitor` go to Lightning (defaults: epoch, 1, val/loss).
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        spec: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.spec = DataSpec.from_dict(spec)
+        self.net = instantiate(
+            net, input_shape=self.spec.input_shape, num_outputs=self.spec.num_outputs
+        )
+        # keyed "<stage>_metrics": "train" itself would shadow nn.Module.train
+        self.metrics = nn.ModuleDict(
+            {f"{stage}_metrics": self.make_metrics().clone(prefix=f"{stage}/") for stage in STAGES}
+        )
+        self.example_input_array = torch.zeros(1, *self.spec.input_shape)
+
+    @abstractmethod
+    def make_metrics(self) -> MetricCollection:
+        """The task's torchmetrics, updated with `(predictions(outputs), targets)`."""
+
+    @abstractmethod
+    def loss(self, outputs: Tensor, targets: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def predictions(self, outputs: Tensor) -> Tensor:
+        """Network outputs in the form the metrics take (class indices, values)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "test")
+
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        inputs, targets = batch
+        outputs = self(inputs)
+        loss = self.loss(outputs, targets)
+        metrics = self.metrics[f"{stage}_metrics"]
+        metrics.update(self.predictions(outputs), targets)
+        is_train = stage == "train"
+        log = {"batch_size": len(inputs), "sync_dist": not is_train}
+        self.log(f"{stage}/loss", loss, on_step=is_train, on_epoch=True, prog_bar=True, **log)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, **log)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.hparams.optimizer, params=self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        config = dict(self.hparams.scheduler)
+        lightning_config = {"monitor": "val/loss"}
+        lightning_config |= {k: config.pop(k) for k in LIGHTNING_SCHEDULER_KEYS if k in config}
+        scheduler = instantiate(config, optimizer=optimizer)
+        lightning_config["scheduler"] = scheduler
+        return {"optimizer": optimizer, "lr_scheduler": lightning_config}

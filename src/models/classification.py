@@ -1,0 +1,25 @@
+"""Classification: cross-entropy over class logits, or binary cross-entropy over one logit."""
+
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from src.models.base import TaskModule
+
+
+class ClassificationModule(TaskModule):
+    """Trains classifiers; a network with one output unit is a binary (logistic) classifier."""
+
+    def make_metrics(self) -> MetricCollection:
+        return MetricCollection({"acc": MulticlassAccuracy(self.spec.num_outputs, average="micro")})
+
+    def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        if outputs.shape[-1] == 1:
+            return F.binary_cross_entropy_with_logits(outputs.squeeze(-1), targets.float())
+        return F.cross_entropy(outputs, targets)
+
+    def predictions(self, outputs: Tensor) -> Tensor:
+        if outputs.shape[-1] == 1:
+            return (outputs.squeeze(-1) > 0).long()
+        return outputs.argmax(-1)

@@ -1,0 +1,57 @@
+"""Train a model on a datamodule, then test its best checkpoint.
+
+python src/train.py                              # points + MLP, seconds on a CPU
+python src/train.py model=logreg model/optimizer=sgd
+python src/train.py ckpt_path=last hydra.run.dir=logs/train/runs/<run>   # resume in place
+"""
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.config import register_resolvers, validate
+
+register_resolvers()
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, test the best checkpoint, print a summary; return the final metrics."""
+    validate(cfg)
+    # Heavy imports come after the config checks, so a bad value fails in about a second.
+    from hydra.utils import instantiate
+    from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+
+    from src.models import build_module
+    from src.utils.checkpoints import resolve_checkpoint
+    from src.utils.compatibility import check_compatible
+    from src.utils.console import print_summary
+    from src.utils.run import build_trainer, logged_metrics, prepare_run
+
+    output_dir = prepare_run(cfg)
+    ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), output_dir)
+    datamodule = instantiate(cfg.data)
+    check_compatible(cfg, datamodule.spec)
+    model = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec)
+    trainer = build_trainer(cfg)
+
+    if cfg.get("train"):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    metrics = logged_metrics(trainer)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if cfg.get("test"):
+        if not best:
+            rank_zero_info("No best checkpoint was saved: testing the current weights.")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        metrics |= logged_metrics(trainer)
+    rank_zero_only(print_summary)(metrics, best or None)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns `cfg.optimized_metric` for sweepers that optimise it."""
+    metrics = train(cfg)
+    return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
+
+
+if __name__ == "__main__":
+    main()

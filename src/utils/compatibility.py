@@ -1,0 +1,46 @@
+"""Refuse a model x data pair that cannot work, at start-up, in one sentence with alternatives."""
+
+from hydra import compose
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig
+
+from src.data.spec import DataSpec
+from src.utils.config import ConfigError
+
+
+def check_compatible(cfg: DictConfig, spec: DataSpec) -> None:
+    """Raise `ConfigError` when the network of `cfg.model` cannot take data of `spec`."""
+    reason = _network(cfg).incompatibility(spec)
+    if reason is None:
+        return
+    choices = HydraConfig.get().runtime.choices
+    model, data = choices.get("model"), choices.get("data")
+    network = _network(cfg)
+    models = [
+        m for m in _options("model") if _network(_compose(model=m)).incompatibility(spec) is None
+    ]
+    datas = [d for d in _options("data") if network.incompatibility(_spec(d)) is None]
+    raise ConfigError(
+        f"model={model} cannot train on data={data} ({spec.describe()}): {reason}; "
+        f"models that take data={data}: {', '.join(models) or 'none'}; "
+        f"data that model={model} takes: {', '.join(datas) or 'none'}."
+    )
+
+
+def _network(cfg: DictConfig) -> type:
+    return get_class(cfg.model.net._target_)
+
+
+def _options(group: str) -> list[str]:
+    return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+
+
+def _compose(**choices: str) -> DictConfig:
+    overrides = [f"{group}={name}" for group, name in choices.items()]
+    return compose(HydraConfig.get().job.config_name, overrides=overrides)
+
+
+def _spec(data: str) -> DataSpec:
+    return instantiate(_compose(data=data).data).spec

@@ -1,0 +1,100 @@
+"""Config resolvers and checks that run before torch is imported, so bad input fails in a second."""
+
+import netrc
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and the fix."""
+
+
+def wandb_offline() -> bool:
+    """True unless W&B has an API key (env or ~/.netrc) or WANDB_MODE asks for online."""
+    if mode := os.environ.get("WANDB_MODE"):
+        return mode in ("offline", "dryrun", "disabled")
+    if os.environ.get("WANDB_API_KEY"):
+        return False
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return True
+
+
+def register_resolvers() -> None:
+    """`${project_root:}`, `${run_id:}` (a short random suffix) and `${wandb_offline:}`."""
+    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+    OmegaConf.register_new_resolver(
+        "run_id", lambda: secrets.token_hex(3), use_cache=True, replace=True
+    )
+    OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
+
+
+class _Open(BaseModel):
+    """A section whose listed keys are checked and whose other keys pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _Data(_Open):
+    batch_size: PositiveInt
+    num_workers: NonNegativeInt = 0
+
+
+class _Optimizer(_Open):
+    lr: PositiveFloat
+    weight_decay: float = Field(default=0.0, ge=0)
+
+
+class _Model(_Open):
+    optimizer: _Optimizer
+
+
+class _Trainer(_Open):
+    max_epochs: int | None = Field(default=None, ge=-1)
+    min_epochs: NonNegativeInt | None = None
+    max_steps: int = Field(default=-1, ge=-1)
+
+
+class _Run(_Open):
+    seed: int | None = None
+    data: _Data | None = None
+    model: _Model | None = None
+    trainer: _Trainer | None = None
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the keys every run relies on; raise `ConfigError` naming the first bad one."""
+    values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    try:
+        _Run.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(map(str, first["loc"]))
+        raise ConfigError(
+            f"{key}={_lookup(values, first['loc'])!r} is invalid: {first['msg'].lower()}; "
+            f"fix it in the config or on the command line ({key}=...)"
+        ) from None
+
+
+def _lookup(values: dict[str, Any], loc: tuple) -> Any:
+    for part in loc:
+        if not isinstance(values, dict) or part not in values:
+            return None
+        values = values[part]
+    return values

@@ -1,0 +1,40 @@
+"""Steps the entry points share once the config has passed its checks."""
+
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
+
+from src.utils.console import print_config_tree, route_lightning_logs
+
+
+def prepare_run(cfg: DictConfig) -> Path:
+    """Route logs, print (and save) the config tree, seed everything; return the run directory."""
+    route_lightning_logs()
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.extras.print_config:
+        rank_zero_only(print_config_tree)(cfg, save_to=output_dir / "config_tree.log")
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    return output_dir
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    """The Trainer of `cfg.trainer` with every callback and logger configured."""
+    return instantiate(
+        cfg.trainer,
+        callbacks=_instantiate_all(cfg.get("callbacks")),
+        logger=_instantiate_all(cfg.get("logger")) or False,
+    )
+
+
+def logged_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The trainer's latest metrics as plain floats."""
+    return {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+
+def _instantiate_all(group: DictConfig | None) -> list:
+    """Instantiate each `_target_` entry of a `{name: config}` group."""
+    return [instantiate(node) for node in (group or {}).values() if node and "_target_" in node]
