@@ -4,10 +4,13 @@ python src/eval.py ckpt_path=logs/train/runs/<run>/checkpoints/epoch_009.ckpt
 python src/eval.py ckpt_path=logs/train/runs/<run>        # that run's last.ckpt
 """
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from src.utils.config import register_resolvers, validate
+from src.utils.checkpoints import resolve_checkpoint
+from src.utils.config import ConfigError, register_resolvers, validate
 
 register_resolvers()
 
@@ -15,17 +18,16 @@ register_resolvers()
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint's module on `cfg.data`; return the test metrics."""
     validate(cfg)
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
+    # Heavy imports come after the config checks, so a bad value fails in about a second.
     from hydra.utils import instantiate
     from lightning.pytorch.utilities import rank_zero_only
 
     from src.models import load_module
-    from src.utils.checkpoints import resolve_checkpoint
-    from src.utils.config import ConfigError
     from src.utils.console import print_summary
     from src.utils.run import build_trainer, logged_metrics, prepare_run
 
-    output_dir = prepare_run(cfg)
-    ckpt_path = resolve_checkpoint(cfg.ckpt_path, output_dir)
+    prepare_run(cfg)
     module = load_module(ckpt_path)
     datamodule = instantiate(cfg.data)
     if datamodule.spec != module.spec:

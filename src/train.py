@@ -5,9 +5,12 @@ python src/train.py model=logreg model/optimizer=sgd
 python src/train.py ckpt_path=last hydra.run.dir=logs/train/runs/<run>   # resume in place
 """
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.checkpoints import resolve_checkpoint
 from src.utils.config import register_resolvers, validate
 
 register_resolvers()
@@ -16,18 +19,17 @@ register_resolvers()
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test the best checkpoint, print a summary; return the final metrics."""
     validate(cfg)
+    ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from hydra.utils import instantiate
     from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
     from src.models import build_module
-    from src.utils.checkpoints import resolve_checkpoint
     from src.utils.compatibility import check_compatible
     from src.utils.console import print_summary
     from src.utils.run import build_trainer, logged_metrics, prepare_run
 
-    output_dir = prepare_run(cfg)
-    ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), output_dir)
+    prepare_run(cfg)
     datamodule = instantiate(cfg.data)
     check_compatible(cfg, datamodule.spec)
     model = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec)

@@ -1,0 +1,90 @@
+"""Training end to end: every model, the default run, its run directory, eval, resume, multirun."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.models import load_module
+from src.train import train
+from tests.conftest import read_metrics, run_script
+from tests.test_configs import options
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_fast_dev_run_trains_every_model_on_points(make_cfg, model: str) -> None:
+    metrics = train(make_cfg(f"model={model}", "debug=fdr", "extras.print_config=false"))
+    assert {"train/loss", "val/loss", "test/acc"} <= metrics.keys()
+
+
+def test_seed_zero_makes_runs_repeatable(make_cfg) -> None:
+    def val_loss(seed: int) -> float:
+        overrides = (
+            f"seed={seed}",
+            "trainer.max_epochs=2",
+            "test=false",
+            "callbacks=none",
+            "logger=null",
+        )
+        return train(make_cfg(*overrides, "extras.print_config=false"))["val/loss"]
+
+    assert val_loss(0) == val_loss(0) != val_loss(1)
+
+
+def test_default_run_reaches_99_percent_test_accuracy(default_run: Path) -> None:
+    assert read_metrics(default_run)["test/acc"] >= 0.99
+
+
+def test_run_directory_holds_config_checkpoints_metrics_and_provenance(default_run: Path) -> None:
+    for name in [".hydra/config.yaml", ".hydra/overrides.yaml", "config_tree.log", "train.log"]:
+        assert (default_run / name).is_file(), name
+    assert (default_run / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((default_run / "checkpoints").glob("epoch_*.ckpt"))) == 1
+    assert {"train/loss_epoch", "val/acc", "test/acc"} <= read_metrics(default_run).keys()
+    provenance = (default_run / "provenance.yaml").read_text()
+    assert "src/train.py" in provenance and "git_commit:" in provenance
+    assert "git_dirty:" in provenance
+    assert "torch==" in (default_run / "requirements.txt").read_text()
+
+
+def test_checkpoints_load_with_weights_only(default_run: Path) -> None:
+    for path in (default_run / "checkpoints").glob("*.ckpt"):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        assert checkpoint["hyper_parameters"]["spec"]["task"] == "classification"
+        module = load_module(path)
+        assert module(torch.zeros(4, 2)).shape == (4, 2)
+
+
+def test_eval_reproduces_the_test_metrics_of_training(default_run: Path, tmp_path: Path) -> None:
+    (best,) = (default_run / "checkpoints").glob("epoch_*.ckpt")
+    result = run_script("eval", f"ckpt_path={best}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained, evaluated = read_metrics(default_run), read_metrics(tmp_path)
+    for name in ("test/acc", "test/loss"):
+        assert evaluated[name] == pytest.approx(trained[name], abs=1e-6)
+
+
+def test_resume_from_last_continues_the_step_count(default_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(default_run, run_dir)
+    before = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    done = before["epoch"] + 1  # "epoch" counts from 0
+    steps_per_epoch = before["global_step"] // done
+    epochs = done + 2
+    args = ["ckpt_path=last", f"hydra.run.dir={run_dir}", f"trainer.max_epochs={epochs}"]
+    result = run_script("train", *args, "test=false", "callbacks.early_stopping=null")
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert after["global_step"] == epochs * steps_per_epoch
+    assert after["epoch"] + 1 == epochs
+    assert sorted(path.name for path in (run_dir / "checkpoints").glob("last*")) == ["last.ckpt"]
+
+
+def test_multirun_runs_each_job_in_its_own_directory(tmp_path: Path) -> None:
+    args = ["-m", "model=mlp,logreg", "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}"]
+    result = run_script("train", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job in ("0", "1"):
+        assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
+        assert read_metrics(tmp_path / job)["test/acc"] > 0.9
