@@ -25,7 +25,7 @@ def test_seed_zero_makes_runs_repeatable(make_cfg) -> None:
             "trainer.max_epochs=2",
             "test=false",
             "callbacks=none",
-            "logger=null",
+            "logger=none",
         )
         return train(make_cfg(*overrides, "extras.print_config=false"))["val/loss"]
 

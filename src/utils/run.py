@@ -4,6 +4,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
@@ -23,11 +24,11 @@ def prepare_run(cfg: DictConfig) -> Path:
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer of `cfg.trainer` with every callback and logger configured."""
-    return instantiate(
-        cfg.trainer,
-        callbacks=_instantiate_all(cfg.get("callbacks")),
-        logger=_instantiate_all(cfg.get("logger")) or False,
-    )
+    loggers = _instantiate_all(cfg.get("logger"))
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    if not loggers:  # the LR monitor refuses to start without a logger to write to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
 def logged_metrics(trainer: L.Trainer) -> dict[str, float]:
