@@ -37,9 +37,16 @@ def make_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
         yield make
 
 
-def run_script(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `src/<script>.py` with `args` the way a user does; never raises on failure."""
-    env = os.environ | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+def run_script(
+    script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run `src/<script>.py` with `args` as a user does, W&B offline unless `env` says otherwise."""
+    env = (
+        os.environ
+        | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        | (env or {})
+    )
+    env = {name: value for name, value in env.items() if value}
     return subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "src" / f"{script}.py"), *args],
         cwd=PROJECT_ROOT,

@@ -1,0 +1,30 @@
+"""The README's table of which models train on which data is kept true."""
+
+import re
+
+from hydra.utils import get_class, instantiate
+
+from src.utils.config import PROJECT_ROOT
+from tests.test_configs import options
+
+
+def readme_table() -> dict[tuple[str, str], bool]:
+    text = (PROJECT_ROOT / "README.md").read_text()
+    table = text.split("<!-- compatibility -->")[1]
+    rows = [line.strip("|").split("|") for line in table.strip().splitlines()]
+    models = [re.sub(r"[`\s]", "", cell) for cell in rows[0][1:]]
+    return {
+        (re.sub(r"[`\s]", "", row[0]), model): cell.strip() == "✓"
+        for row in rows[2:]
+        for model, cell in zip(models, row[1:], strict=True)
+    }
+
+
+def test_readme_compatibility_table_matches_the_code(make_cfg) -> None:
+    actual = {}
+    for data in options("data"):
+        spec = instantiate(make_cfg(f"data={data}").data).spec
+        for model in options("model"):
+            network = get_class(make_cfg(f"model={model}").model.net._target_)
+            actual[data, model] = network.incompatibility(spec) is None
+    assert readme_table() == actual
