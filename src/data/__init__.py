@@ -1,0 +1,1 @@
+"""Datamodules: one file per data set, all exposing a `DataSpec`."""

@@ -1,0 +1,105 @@
+"""The base of every datamodule whose splits fit in memory as tensors."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from src.data.batches import EpochBatchSampler, InMemoryLoader
+from src.data.spec import DataSpec
+
+Split = Literal["train", "val", "test"]
+BatchTransform = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
+
+
+class TensorDataModule(L.LightningDataModule, ABC):
+    """Serves `train`/`val`/`test` splits of (inputs, targets) tensors.
+
+    A subclass names its `spec` and fills `self.splits` in `setup`. Batches come from the
+    in-memory loader (`loader="memory"`, the fast default) or a standard `DataLoader` over
+    `self.dataset(split)` (`loader="torch"`, with workers and pinned memory); both draw the same
+    index batches from an `EpochBatchSampler`, sharded across ranks under DDP. With `on_device`,
+    the in-memory tensors move to the training device (a GPU) when they fit there, and
+    `batch_transform` (normalisation, augmentation) runs on whole batches on that device.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        loader: Literal["memory", "torch"] = "memory",
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        on_device: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be a positive integer, got {batch_size}")
+        if loader not in ("memory", "torch"):
+            raise ValueError(f"data.loader must be 'memory' or 'torch', got {loader!r}")
+        self.batch_size, self.loader, self.seed = batch_size, loader, seed
+        self.num_workers, self.pin_memory, self.on_device = num_workers, pin_memory, on_device
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.splits: dict[Split, tuple[Tensor, ...]] = {}
+
+    @property
+    @abstractmethod
+    def spec(self) -> DataSpec:
+        """The shape of what this datamodule yields; cheap, needs no data loaded."""
+
+    def dataset(self, split: Split) -> Dataset:
+        """The per-sample dataset behind the `torch` loader path."""
+        return TensorDataset(*self.splits[split])
+
+    def batch_transform(self, split: Split) -> BatchTransform | None:
+        """What the in-memory path applies to each batch of `split` (none by default)."""
+        return None
+
+    def train_dataloader(self) -> InMemoryLoader | DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> InMemoryLoader | DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> InMemoryLoader | DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def _loader(self, split: Split, shuffle: bool) -> InMemoryLoader | DataLoader:
+        if split not in self.splits:
+            raise RuntimeError(f"{type(self).__name__}.setup() did not create the {split!r} split")
+        trainer = self.trainer
+        sampler = EpochBatchSampler(
+            len(self.splits[split][0]),
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+        )
+        if self.loader == "memory":
+            tensors = self._move_to_device(self.splits[split])
+            return InMemoryLoader(tensors, sampler, self.batch_transform(split))
+        return DataLoader(
+            self.dataset(split),
+            batch_sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def _move_to_device(self, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The tensors on the training device when `on_device` and they fit in half its free memory."""
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        if not self.on_device or device.type == "cpu":
+            return tensors
+        size = sum(t.nbytes for t in tensors)
+        if device.type == "cuda" and 2 * size > torch.cuda.mem_get_info(device)[0]:
+            rank_zero_warn(f"{size / 2**30:.1f} GiB of data do not fit on {device}: kept in RAM")
+            return tensors
+        return tuple(t.to(device) for t in tensors)

@@ -1,0 +1,97 @@
+"""Index batches for one rank, and a loader that serves them from tensors already in memory.
+
+Small data sets (points, sine, MNIST, CIFAR-10) fit in memory. Indexing one preloaded tensor with
+a batch of indices costs a fraction of per-sample `Dataset.__getitem__` plus collate, so the
+template serves such data through `InMemoryLoader`. The standard `DataLoader` path takes the same
+`EpochBatchSampler`, so both paths yield the same samples in the same order for the same seed.
+"""
+
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Sampler
+
+
+class EpochBatchSampler(Sampler[Tensor]):
+    """Batches of indices for one rank, reshuffled each epoch from `(seed, epoch)`.
+
+    Every rank draws the same permutation and cuts it into global batches of
+    `batch_size * world_size` indices; rank `r` takes every `world_size`-th index of each, starting
+    at `r`. So shards are disjoint, every sample is served once per epoch, and all ranks take the
+    same number of steps. Only a last global batch smaller than `world_size` is dropped (it cannot
+    give every rank a sample), and with `drop_last` any incomplete last global batch.
+
+    Lightning calls `set_epoch` at the start of each training epoch (through `.sampler`).
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.num_samples, self.batch_size = num_samples, batch_size
+        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    @property
+    def sampler(self) -> "EpochBatchSampler":
+        """Where Lightning looks for `set_epoch` on a loader's batch sampler."""
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.num_samples, generator=generator)
+        else:
+            order = torch.arange(self.num_samples)
+        for global_batch in order.split(self.batch_size * self.world_size)[: len(self)]:
+            yield global_batch[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        global_size = self.batch_size * self.world_size
+        full, rest = divmod(self.num_samples, global_size)
+        keeps_rest = rest >= self.world_size and not self.drop_last
+        return full + keeps_rest
+
+
+class InMemoryLoader:
+    """Yields `tuple(t[idx] for t in tensors)` for each index batch, with an optional batch transform.
+
+    The tensors may live on the training device; the indices follow them there.
+    """
+
+    def __init__(
+        self,
+        tensors: Sequence[Tensor],
+        batch_sampler: EpochBatchSampler,
+        transform: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None,
+    ) -> None:
+        if len({len(t) for t in tensors}) != 1:
+            raise ValueError("all tensors must hold the same number of samples")
+        self.tensors, self.batch_sampler, self.transform = tuple(tensors), batch_sampler, transform
+
+    @property
+    def sampler(self) -> EpochBatchSampler:
+        return self.batch_sampler
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        device = self.tensors[0].device
+        for indices in self.batch_sampler:
+            batch = tuple(t[indices.to(device)] for t in self.tensors)
+            yield self.transform(batch) if self.transform else batch
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
