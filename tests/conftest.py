@@ -1,12 +1,16 @@
 """Shared fixtures: composed configs for in-process runs, and the real CLI in a subprocess."""
 
 import csv
+import hashlib
 import os
+import pickle
+import struct
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
@@ -73,3 +77,72 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_script("train", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
+
+
+def write_mnist(root: Path, num_train: int = 120, num_test: int = 40) -> Path:
+    """A tiny MNIST in torchvision's layout: `<root>/MNIST/raw/` with the four IDX files."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", num_train), ("t10k", num_test)):
+        images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+        labels = (np.arange(count) % 10).astype(np.uint8)
+        header = struct.pack(">IIII", 2051, count, 28, 28)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">II", 2049, count) + labels.tobytes()
+        )
+    return root
+
+
+def write_cifar(root: Path, per_batch: int = 20) -> dict[str, str]:
+    """A tiny CIFAR-10 in its real format: `<root>/cifar-10-batches-py/` with python pickles.
+
+    Returns each file's md5, for tests to give torchvision's own integrity check.
+    """
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    contents = {f"data_batch_{i}": per_batch for i in range(1, 6)} | {"test_batch": per_batch}
+    for name, count in contents.items():
+        batch = {
+            "batch_label": name,
+            "labels": [i % 10 for i in range(count)],
+            "data": rng.integers(0, 256, (count, 3 * 32 * 32), dtype=np.uint8),
+            "filenames": [f"{i}.png" for i in range(count)],
+        }
+        (folder / name).write_bytes(pickle.dumps(batch))
+    names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": names}))
+    return {path.name: hashlib.md5(path.read_bytes()).hexdigest() for path in folder.iterdir()}
+
+
+@pytest.fixture
+def mnist_dir(tmp_path: Path) -> Path:
+    return write_mnist(tmp_path / "mnist_data")
+
+
+@pytest.fixture
+def cifar_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Tiny CIFAR-10 files, with torchvision's md5 table pointed at them for this test only."""
+    from torchvision.datasets import CIFAR10
+
+    root = tmp_path / "cifar_data"
+    md5 = write_cifar(root)
+    monkeypatch.setattr(
+        CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)]
+    )
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(CIFAR10, "meta", CIFAR10.meta | {"md5": md5["batches.meta"]})
+    return root

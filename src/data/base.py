@@ -94,9 +94,11 @@ class TensorDataModule(L.LightningDataModule, ABC):
         )
 
     def _move_to_device(self, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        """The tensors on the training device when `on_device` and they fit in half its free memory."""
-        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        if not self.on_device or device.type == "cpu":
+        """The tensors on the training device if `on_device` and they fit in half its memory."""
+        if not (self.on_device and self.trainer):
+            return tensors
+        device = self.trainer.strategy.root_device
+        if device.type == "cpu":
             return tensors
         size = sum(t.nbytes for t in tensors)
         if device.type == "cuda" and 2 * size > torch.cuda.mem_get_info(device)[0]:

@@ -68,7 +68,7 @@ class EpochBatchSampler(Sampler[Tensor]):
 
 
 class InMemoryLoader:
-    """Yields `tuple(t[idx] for t in tensors)` for each index batch, with an optional batch transform.
+    """Yields `tuple(t[idx] for t in tensors)` per index batch, with an optional batch transform.
 
     The tensors may live on the training device; the indices follow them there.
     """

@@ -28,7 +28,9 @@ class PointsDataModule(TensorDataModule):
         super().__init__(**loader_kwargs)
         dims = {len(mean) for mean in means}
         if len(means) < 2 or len(dims) != 1:
-            raise ValueError(f"data.means must list 2 or more centres of one dimension, got {means}")
+            raise ValueError(
+                f"data.means must list 2 or more centres of one dimension, got {means}"
+            )
         if std <= 0:
             raise ValueError(f"data.std must be positive, got {std}")
         if len(splits) != 3 or min(splits) <= 0 or abs(sum(splits) - 1) > 1e-6:
@@ -38,7 +40,8 @@ class PointsDataModule(TensorDataModule):
             )
         if min(splits) * num_samples < 1:
             raise ValueError(
-                f"data.num_samples={num_samples} leaves a split empty with data.splits={list(splits)}"
+                f"data.num_samples={num_samples} leaves a split empty "
+                f"with data.splits={list(splits)}"
             )
         self.num_samples, self.std, self.fractions = num_samples, std, tuple(splits)
         self.data_seed = data_seed

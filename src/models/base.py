@@ -64,25 +64,28 @@ class TaskModule(L.LightningModule, ABC):
         return self.net(x)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train")[0]
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "val")
+        return self._step(batch, "val")[0]
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "test")
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """The loss, and the predictions for callbacks (figures at test end)."""
+        loss, predictions = self._step(batch, "test")
+        return {"loss": loss, "predictions": predictions}
 
-    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
         inputs, targets = batch
         outputs = self(inputs)
         loss = self.loss(outputs, targets)
         metrics = self.metrics[f"{stage}_metrics"]
-        metrics.update(self.predictions(outputs), targets)
+        predictions = self.predictions(outputs.detach())
+        metrics.update(predictions, targets)
         is_train = stage == "train"
         log = {"batch_size": len(inputs), "sync_dist": not is_train}
         self.log(f"{stage}/loss", loss, on_step=is_train, on_epoch=True, prog_bar=True, **log)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, **log)
-        return loss
+        return loss, predictions
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer, params=self.parameters())

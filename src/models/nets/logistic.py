@@ -20,12 +20,14 @@ class LogisticRegression(Network):
         super().__init__(input_shape, num_outputs)
         self.linear = nn.Linear(math.prod(input_shape), 1)
 
+    tasks = ("classification",)
+
     @classmethod
     def incompatibility(cls, spec: DataSpec) -> str | None:
-        if spec.task != "classification" or spec.num_outputs != 2:
-            return (
-                "logistic regression is a binary classifier: it needs 2-class classification data"
-            )
+        if reason := super().incompatibility(spec):
+            return reason
+        if spec.num_outputs != 2:
+            return "logistic regression is a binary classifier: it needs 2 classes"
         return None
 
     def forward(self, x: Tensor) -> Tensor:

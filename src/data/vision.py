@@ -1,0 +1,126 @@
+"""What image datamodules share: torchvision files, a seeded val split, batch transforms."""
+
+from abc import abstractmethod
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Subset
+from torchvision import transforms
+from torchvision.datasets import VisionDataset
+
+from src.data.base import BatchTransform, Split, TensorDataModule
+from src.data.spec import DataSpec
+
+
+class VisionDataModule(TensorDataModule):
+    """A torchvision classification data set held in memory as uint8 images.
+
+    The test split is the data set's own; `val_size` images of its training set, drawn with
+    `split_seed`, are held out for validation. The in-memory path normalises (and, for the train
+    split with `augment`, crops and flips) whole batches; the `torch` path runs the equivalent
+    torchvision transforms per sample.
+
+    Subclasses set the class attributes and `images_and_labels`.
+    """
+
+    dataset_class: type[VisionDataset]
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    files: str  # what must be under data_dir, for the error when it is missing
+    crop_padding = 4
+
+    def __init__(
+        self,
+        data_dir: str,
+        download: bool = False,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        augment: bool = False,
+        **loader_kwargs,
+    ) -> None:
+        super().__init__(**loader_kwargs)
+        if val_size < 1:
+            raise ValueError(f"data.val_size must be a positive integer, got {val_size}")
+        self.data_dir, self.download = Path(data_dir).expanduser(), download
+        self.val_size, self.split_seed, self.augment = val_size, split_seed, augment
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec("classification", self.image_shape, self.num_classes)
+
+    @staticmethod
+    @abstractmethod
+    def images_and_labels(dataset: VisionDataset) -> tuple[Tensor, Tensor]:
+        """All images as uint8 (N, C, H, W) and labels as int64 (N,)."""
+
+    def prepare_data(self) -> None:
+        for train in (True, False):
+            self._open(train, download=self.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        images, labels = self.images_and_labels(self._open(train=True))
+        if self.val_size >= len(labels):
+            raise ValueError(f"data.val_size={self.val_size} leaves no training images")
+        order = torch.randperm(
+            len(labels), generator=torch.Generator().manual_seed(self.split_seed)
+        )
+        self.indices = {"val": order[: self.val_size], "train": order[self.val_size :]}
+        self.splits = {name: (images[idx], labels[idx]) for name, idx in self.indices.items()}
+        self.splits["test"] = self.images_and_labels(self._open(train=False))
+
+    def batch_transform(self, split: Split) -> BatchTransform:
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        augment = self.augment and split == "train"
+
+        def transform(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+            images, labels = batch
+            images = images.float().div_(255)
+            if augment:
+                images = random_crop_and_flip(images, self.crop_padding)
+            return (images - mean.to(images.device)) / std.to(images.device), labels
+
+        return transform
+
+    def dataset(self, split: Split) -> Dataset:
+        steps: list = [transforms.ToTensor(), transforms.Normalize(self.mean, self.std)]
+        if self.augment and split == "train":
+            size = self.image_shape[1:]
+            steps[:0] = [
+                transforms.RandomCrop(size, padding=self.crop_padding),
+                transforms.RandomHorizontalFlip(),
+            ]
+        dataset = self._open(train=split != "test", transform=transforms.Compose(steps))
+        return dataset if split == "test" else Subset(dataset, self.indices[split].tolist())
+
+    def _open(self, train: bool, download: bool = False, **kwargs) -> VisionDataset:
+        """The torchvision data set, or an error that says which files to put where."""
+        try:
+            return self.dataset_class(str(self.data_dir), train=train, download=download, **kwargs)
+        except (RuntimeError, OSError) as error:
+            name = self.dataset_class.__name__
+            how = "the download failed" if download else "data.download=false"
+            raise FileNotFoundError(
+                f"{name} is missing or corrupt under data.data_dir={self.data_dir} ({how}): "
+                f"put {self.files} there, or run once online with data.download=true"
+            ) from error
+
+
+def random_crop_and_flip(images: Tensor, padding: int) -> Tensor:
+    """Pad each image by `padding` zeros, crop it back at a random offset, flip half of them."""
+    n, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    top = torch.randint(0, 2 * padding + 1, (n, 1, 1, 1), device=images.device)
+    left = torch.randint(0, 2 * padding + 1, (n, 1, 1, 1), device=images.device)
+    rows = top + torch.arange(h, device=images.device).view(1, 1, h, 1)
+    cols = left + torch.arange(w, device=images.device).view(1, 1, 1, w)
+    batch = torch.arange(n, device=images.device).view(n, 1, 1, 1)
+    channel = torch.arange(images.shape[1], device=images.device).view(1, -1, 1, 1)
+    cropped = padded[batch, channel, rows, cols]
+    flip = torch.rand(n, 1, 1, 1, device=images.device) < 0.5
+    return torch.where(flip, cropped.flip(-1), cropped)

@@ -1,0 +1,51 @@
+"""Recurrent networks: the seed's LSTM that classifies an image row by row."""
+
+from collections.abc import Sequence
+from typing import Literal
+
+from torch import Tensor, nn
+
+from src.models.nets.base import Network
+
+CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class RecurrentNet(Network):
+    """An RNN, LSTM or GRU (batch first) whose last step feeds a linear head.
+
+    Sequences (T, F) are read step by step; an image (C, H, W) is read row by row, each of its
+    H rows one step of C * W features.
+    """
+
+    input_kinds = ("sequence", "image")
+    tasks = ("classification",)
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_outputs: int,
+        cell: Literal["rnn", "lstm", "gru"] = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_shape, num_outputs)
+        if cell not in CELLS:
+            raise ValueError(f"model.net.cell must be one of {sorted(CELLS)}, got {cell!r}")
+        step_size = input_shape[0] * input_shape[2] if len(input_shape) == 3 else input_shape[1]
+        self.rnn = CELLS[cell](
+            input_size=step_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_outputs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 4:  # (N, C, H, W) -> (N, H, C * W)
+            x = x.permute(0, 2, 1, 3).flatten(2)
+        outputs, _ = self.rnn(x)
+        return self.head(outputs[:, -1])

@@ -1,0 +1,46 @@
+"""Figures: drawn with matplotlib, sent to every active logger, always saved as PNG."""
+
+from pathlib import Path
+
+import lightning as L
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, none opened
+
+import matplotlib.pyplot as plt
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from matplotlib.figure import Figure
+from torch import Tensor
+
+
+def log_figure(trainer: L.Trainer, name: str, figure: Figure) -> None:
+    """Log `figure` as image `name` to TensorBoard and W&B (whichever run) and save it as
+    `<run dir>/figures/<name>.png`, on global rank zero; close it on every rank."""
+    if not trainer.is_global_zero:
+        plt.close(figure)
+        return
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(name, figure, trainer.global_step, close=False)
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=name, images=[figure], step=trainer.global_step)
+    path = Path(trainer.default_root_dir) / "figures" / f"{name.replace('/', '_')}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+
+
+def image_grid(images: Tensor, predicted: Tensor, true: Tensor, columns: int = 8) -> Figure:
+    """Images in a grid, each titled with its predicted and true label (red when wrong)."""
+    rows = -(-len(images) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, guess, label in zip(axes.flat, images, predicted, true, strict=False):
+        low, high = image.min(), image.max()
+        image = ((image - low) / (high - low + 1e-8)).permute(1, 2, 0).squeeze(-1)
+        ax.imshow(image.numpy(), cmap="gray" if image.dim() == 2 else None)
+        color = "tab:green" if guess == label else "tab:red"
+        ax.set_title(f"pred {int(guess)} / true {int(label)}", fontsize=8, color=color)
+    figure.tight_layout()
+    return figure
