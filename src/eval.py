@@ -37,7 +37,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         )
     trainer = build_trainer(cfg)
     trainer.test(module, datamodule=datamodule)
-    metrics = logged_metrics(trainer)
+    metrics = logged_metrics(trainer, "test")
     rank_zero_only(print_summary)(metrics, ckpt_path)
     return metrics
 

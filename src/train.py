@@ -37,13 +37,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     if cfg.get("train"):
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    metrics = logged_metrics(trainer)
+    metrics = logged_metrics(trainer, "train")
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test"):
         if not best:
             rank_zero_info("No best checkpoint was saved: testing the current weights.")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        metrics |= logged_metrics(trainer)
+        metrics |= logged_metrics(trainer, "test")
     rank_zero_only(print_summary)(metrics, best or None)
     return metrics
 

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from hydra import initialize_config_dir
+from omegaconf import DictConfig
 
-from src.utils.config import PROJECT_ROOT, register_resolvers
+from src.utils.config import CONFIG_DIR, PROJECT_ROOT, compose_run, register_resolvers
 
-CONFIG_DIR = PROJECT_ROOT / "configs"
 register_resolvers()
 
 
@@ -27,15 +25,7 @@ def make_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """Compose `train.yaml` (or another config) as Hydra would, writing into `tmp_path`."""
 
     def make(*overrides: str, config_name: str = "train") -> DictConfig:
-        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path)
-            cfg.hydra.runtime.output_dir = str(tmp_path)
-            cfg.hydra.job.config_name = config_name
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg.hydra  # a task function never sees this node
-        return cfg
+        return compose_run(overrides, tmp_path, config_name)
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         yield make

@@ -7,8 +7,8 @@ from omegaconf import OmegaConf
 
 from src.models import build_module
 from src.models.base import TaskModule
+from src.utils.config import CONFIG_DIR
 from src.utils.run import build_trainer
-from tests.conftest import CONFIG_DIR
 
 GROUPS = ["data", "model", "model/optimizer", "model/scheduler", "trainer", "callbacks"]
 GROUPS += ["logger", "paths", "extras", "hydra", "debug", "experiment"]

@@ -3,10 +3,11 @@
 import netrc
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -18,6 +19,7 @@ from pydantic import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = PROJECT_ROOT / "configs"
 
 
 class ConfigError(ValueError):
@@ -98,3 +100,24 @@ def _lookup(values: dict[str, Any], loc: tuple) -> Any:
             return None
         values = values[part]
     return values
+
+
+def compose_run(
+    overrides: Sequence[str], output_dir: Path, config_name: str = "train"
+) -> DictConfig:
+    """A config composed as `@hydra.main` would, for runs started from Python (tests, scripts).
+
+    Call inside `hydra.initialize_config_dir(str(CONFIG_DIR), version_base="1.3")`; the run
+    writes into `output_dir`.
+    """
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+
+    cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.config_name = config_name
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra  # as in a job: only Hydra itself sees this node
+    return cfg

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, Timer
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
@@ -31,9 +31,16 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
-def logged_metrics(trainer: L.Trainer) -> dict[str, float]:
-    """The trainer's latest metrics as plain floats."""
-    return {name: float(value) for name, value in trainer.callback_metrics.items()}
+def logged_metrics(trainer: L.Trainer, stage: str) -> dict[str, float]:
+    """The trainer's latest metrics as plain floats, and `time/<stage>_s` when a `Timer` ran.
+
+    Read right after the stage: restoring a checkpoint later (to test it) also restores the
+    timer's training clock.
+    """
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    for timer in (c for c in trainer.callbacks if isinstance(c, Timer)):
+        metrics[f"time/{stage}_s"] = timer.time_elapsed(stage)
+    return metrics
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
