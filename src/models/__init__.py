@@ -8,8 +8,12 @@ import torch
 from src.data.spec import DataSpec
 from src.models.base import TaskModule
 from src.models.classification import ClassificationModule
+from src.models.regression import RegressionModule
 
-TASK_MODULES: dict[str, type[TaskModule]] = {"classification": ClassificationModule}
+TASK_MODULES: dict[str, type[TaskModule]] = {
+    "classification": ClassificationModule,
+    "regression": RegressionModule,
+}
 
 
 def build_module(model: dict[str, Any], spec: DataSpec) -> TaskModule:

@@ -80,7 +80,7 @@ class TaskModule(L.LightningModule, ABC):
         loss = self.loss(outputs, targets)
         metrics = self.metrics[f"{stage}_metrics"]
         predictions = self.predictions(outputs.detach())
-        metrics.update(predictions, targets)
+        metrics.update(predictions.flatten(), targets.flatten())  # per-step outputs too
         is_train = stage == "train"
         log = {"batch_size": len(inputs), "sync_dist": not is_train}
         self.log(f"{stage}/loss", loss, on_step=is_train, on_epoch=True, prog_bar=True, **log)

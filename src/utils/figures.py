@@ -44,3 +44,29 @@ def image_grid(images: Tensor, predicted: Tensor, true: Tensor, columns: int = 8
         ax.set_title(f"pred {int(guess)} / true {int(label)}", fontsize=8, color=color)
     figure.tight_layout()
     return figure
+
+
+def sequence_curves(inputs: Tensor, targets: Tensor, predictions: Tensor, count: int = 4) -> Figure:
+    """Input, target and predicted curves of the first `count` sequences, one panel each."""
+    count = min(count, len(inputs))
+    figure, axes = plt.subplots(1, count, figsize=(4 * count, 3), squeeze=False)
+    for ax, x, y, p in zip(axes.flat, inputs, targets, predictions, strict=False):
+        ax.plot(x[:, 0].numpy(), label="input", color="tab:gray")
+        ax.plot(y[:, 0].numpy(), label="target", color="tab:blue")
+        ax.plot(p[:, 0].numpy(), "--", label="prediction", color="tab:red")
+        ax.set_xlabel("step")
+    axes.flat[0].legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def fitted_line(x: Tensor, y: Tensor, slope: float, intercept: float) -> Figure:
+    """The data as points and the learned line y = slope * x + intercept."""
+    figure, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(x.numpy(), y.numpy(), s=8, alpha=0.6, label="data")
+    ends = x.new_tensor([x.min(), x.max()])
+    ax.plot(ends.numpy(), (slope * ends + intercept).numpy(), color="tab:red", label="fit")
+    ax.set_title(f"learned y = {slope:.3f} x + {intercept:.3f}")
+    ax.legend()
+    figure.tight_layout()
+    return figure

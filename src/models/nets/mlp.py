@@ -6,6 +6,7 @@ from itertools import pairwise
 
 from torch import Tensor, nn
 
+from src.data.spec import DataSpec
 from src.models.nets.base import Network
 
 
@@ -28,6 +29,12 @@ class MLP(Network):
                 layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(widths[-1], num_outputs))
         self.layers = nn.Sequential(*layers)
+
+    @classmethod
+    def incompatibility(cls, spec: DataSpec) -> str | None:
+        if spec.task == "regression" and spec.kind != "vector":
+            return "MLP regresses one vector per sample, not a value per step"
+        return super().incompatibility(spec)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)

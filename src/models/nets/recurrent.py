@@ -1,4 +1,4 @@
-"""Recurrent networks: the seed's LSTM that classifies an image row by row."""
+"""Recurrent networks: the seed's RNN (read sin, predict cos) and its LSTM over image rows."""
 
 from collections.abc import Sequence
 from typing import Literal
@@ -11,14 +11,11 @@ CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class RecurrentNet(Network):
-    """An RNN, LSTM or GRU (batch first) whose last step feeds a linear head.
+    """An RNN, LSTM or GRU (batch first) with a linear head; subclasses pick where it reads.
 
-    Sequences (T, F) are read step by step; an image (C, H, W) is read row by row, each of its
-    H rows one step of C * W features.
+    Sequences (T, F) are read step by step; an image (C, H, W) row by row, each of its H rows
+    one step of C * W features.
     """
-
-    input_kinds = ("sequence", "image")
-    tasks = ("classification",)
 
     def __init__(
         self,
@@ -44,8 +41,28 @@ class RecurrentNet(Network):
         )
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_outputs)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def steps(self, x: Tensor) -> Tensor:
+        """The last layer's output at every step, (N, T, hidden)."""
         if x.dim() == 4:  # (N, C, H, W) -> (N, H, C * W)
             x = x.permute(0, 2, 1, 3).flatten(2)
-        outputs, _ = self.rnn(x)
-        return self.head(outputs[:, -1])
+        return self.rnn(x)[0]
+
+
+class RecurrentClassifier(RecurrentNet):
+    """Classifies a whole sequence (or image) from the last step: the seed's MNIST LSTM."""
+
+    input_kinds = ("sequence", "image")
+    tasks = ("classification",)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.steps(x)[:, -1])
+
+
+class RecurrentRegressor(RecurrentNet):
+    """Predicts a value at every step, (N, T, num_outputs): the seed's sin -> cos RNN."""
+
+    input_kinds = ("sequence",)
+    tasks = ("regression",)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.steps(x))
