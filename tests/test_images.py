@@ -126,14 +126,15 @@ def test_image_model_on_points_fails_at_start_up(make_cfg) -> None:
     assert "data that model=cnn takes: cifar, mnist." in message
 
 
-def test_test_figures_are_saved_and_valid_pngs(make_cfg, mnist_dir, tmp_path) -> None:
+def test_figures_are_saved_and_valid_pngs(make_cfg, mnist_dir, tmp_path) -> None:
     overrides = ["data=mnist", "model=cnn", f"data.data_dir={mnist_dir}", "data.val_size=20"]
     train(
         make_cfg(
             *overrides, "trainer.max_epochs=1", "logger=tensorboard", "extras.print_config=false"
         )
     )
-    for name in ("test_confusion_matrix", "test_predictions"):
+    names = ("confusion_matrix", "predictions")
+    for name in [f"test_{name}" for name in names] + [f"val_{name}_epoch000" for name in names]:
         with Image.open(tmp_path / "figures" / f"{name}.png") as image:
             image.verify()
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

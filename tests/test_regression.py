@@ -75,8 +75,15 @@ def test_linear_regression_learns_slope_and_intercept(make_cfg, tmp_path) -> Non
 def test_sine_run_saves_its_curves(make_cfg, tmp_path) -> None:
     metrics = train(make_cfg("experiment=sine_rnn", "debug=fdr", *QUIET))
     assert {"test/mse", "test/mae", "test/r2"} <= metrics.keys()
-    with Image.open(tmp_path / "figures" / "test_sequences.png") as image:
-        image.verify()
+    for name in ("val_sequences_epoch000", "test_sequences"):
+        with Image.open(tmp_path / "figures" / f"{name}.png") as image:
+            image.verify()
+
+
+@pytest.mark.slow
+def test_rnn_learns_sine_to_cosine(make_cfg) -> None:
+    metrics = train(make_cfg("experiment=sine_rnn", "logger=none", *QUIET))
+    assert metrics["val/mse"] < 0.01
 
 
 def test_rnn_on_images_fails_at_start_up(make_cfg) -> None:

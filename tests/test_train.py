@@ -54,6 +54,12 @@ def test_run_directory_holds_config_checkpoints_metrics_and_provenance(default_r
     assert "src/train.py" in provenance and "git_commit:" in provenance
     assert "git_dirty:" in provenance
     assert "torch==" in (default_run / "requirements.txt").read_text()
+    boundaries = sorted(path.name for path in (default_run / "figures").glob("*boundary*.png"))
+    assert boundaries == [
+        "test_decision_boundary.png",
+        "val_decision_boundary_epoch000.png",
+        "val_decision_boundary_epoch005.png",
+    ]
 
 
 def test_checkpoints_load_with_weights_only(default_run: Path) -> None:

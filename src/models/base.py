@@ -63,18 +63,18 @@ class TaskModule(L.LightningModule, ABC):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")[0]
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        return self._step(batch, "train")
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "val")[0]
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        return self._step(batch, "val")
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        """The loss, and the predictions for callbacks (figures at test end)."""
-        loss, predictions = self._step(batch, "test")
-        return {"loss": loss, "predictions": predictions}
+        return self._step(batch, "test")
 
-    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> dict[str, Tensor]:
+        """Loss and metrics of one batch, logged; returns the loss and, for callbacks (figures),
+        the predictions."""
         inputs, targets = batch
         outputs = self(inputs)
         loss = self.loss(outputs, targets)
@@ -85,7 +85,7 @@ class TaskModule(L.LightningModule, ABC):
         log = {"batch_size": len(inputs), "sync_dist": not is_train}
         self.log(f"{stage}/loss", loss, on_step=is_train, on_epoch=True, prog_bar=True, **log)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, **log)
-        return loss, predictions
+        return {"loss": loss, "predictions": predictions}
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer, params=self.parameters())

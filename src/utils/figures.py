@@ -1,5 +1,6 @@
 """Figures: drawn with matplotlib, sent to every active logger, always saved as PNG."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -8,14 +9,15 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display needed, none opened
 
 import matplotlib.pyplot as plt
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from matplotlib.figure import Figure
 from torch import Tensor
 
 
-def log_figure(trainer: L.Trainer, name: str, figure: Figure) -> None:
+def log_figure(trainer: L.Trainer, name: str, figure: Figure, file_name: str | None = None) -> None:
     """Log `figure` as image `name` to TensorBoard and W&B (whichever run) and save it as
-    `<run dir>/figures/<name>.png`, on global rank zero; close it on every rank."""
+    `<run dir>/figures/<file_name or name>.png`, on global rank zero; close it on every rank."""
     if not trainer.is_global_zero:
         plt.close(figure)
         return
@@ -24,7 +26,8 @@ def log_figure(trainer: L.Trainer, name: str, figure: Figure) -> None:
             logger.experiment.add_figure(name, figure, trainer.global_step, close=False)
         elif isinstance(logger, WandbLogger):
             logger.log_image(key=name, images=[figure], step=trainer.global_step)
-    path = Path(trainer.default_root_dir) / "figures" / f"{name.replace('/', '_')}.png"
+    file_name = file_name or name.replace("/", "_")
+    path = Path(trainer.default_root_dir) / "figures" / f"{file_name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
@@ -68,5 +71,43 @@ def fitted_line(x: Tensor, y: Tensor, slope: float, intercept: float) -> Figure:
     ax.plot(ends.numpy(), (slope * ends + intercept).numpy(), color="tab:red", label="fit")
     ax.set_title(f"learned y = {slope:.3f} x + {intercept:.3f}")
     ax.legend()
+    figure.tight_layout()
+    return figure
+
+
+def decision_boundary(
+    predict: Callable[[Tensor], Tensor], points: Tensor, labels: Tensor, title: str
+) -> Figure:
+    """2-D `points` coloured by their `labels` over the regions `predict` (points -> class
+    indices) assigns to each class."""
+    low, high = points.min(0).values, points.max(0).values
+    margin = 0.1 * (high - low)
+    (x0, y0), (x1, y1) = (low - margin).tolist(), (high + margin).tolist()
+    grid_x, grid_y = torch.meshgrid(
+        torch.linspace(x0, x1, 200), torch.linspace(y0, y1, 200), indexing="xy"
+    )
+    regions = predict(torch.stack([grid_x.flatten(), grid_y.flatten()], dim=1))
+    figure, ax = plt.subplots(figsize=(5, 4))
+    num_classes = int(max(labels.max(), regions.max())) + 1
+    ax.contourf(
+        grid_x.numpy(),
+        grid_y.numpy(),
+        regions.reshape(grid_x.shape).numpy(),
+        levels=[level - 0.5 for level in range(num_classes + 1)],
+        cmap="coolwarm",
+        alpha=0.3,
+    )
+    ax.scatter(
+        points[:, 0].numpy(),
+        points[:, 1].numpy(),
+        c=labels.numpy(),
+        s=10,
+        cmap="coolwarm",
+        vmin=0,
+        vmax=num_classes - 1,
+        edgecolors="k",
+        linewidths=0.3,
+    )
+    ax.set_title(title)
     figure.tight_layout()
     return figure
