@@ -1,7 +1,11 @@
 """Evaluate a checkpoint on a datamodule's test split and print the metrics.
 
+The data config is that of the run that wrote the checkpoint (`<run>/.hydra/config.yaml`) when
+there is one, with the command line's `data.*` overrides on top; `data=<option>` picks other data.
+
 python src/eval.py ckpt_path=logs/train/runs/<run>/checkpoints/epoch_009.ckpt
 python src/eval.py ckpt_path=logs/train/runs/<run>        # that run's last.ckpt
+python src/eval.py ckpt_path=model.ckpt data=mnist data.data_dir=/datasets
 """
 
 from pathlib import Path
@@ -10,17 +14,18 @@ import hydra
 from omegaconf import DictConfig
 
 from src.utils.checkpoints import resolve_checkpoint
-from src.utils.config import ConfigError, register_resolvers, validate
+from src.utils.config import register_resolvers, validate
+from src.utils.serving import compatible_datamodule, use_run_data
 
 register_resolvers()
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint's module on `cfg.data`; return the test metrics."""
-    validate(cfg)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
+    use_run_data(cfg, ckpt_path)
+    validate(cfg)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
-    from hydra.utils import instantiate
     from lightning.pytorch.utilities import rank_zero_only
 
     from src.models import load_module
@@ -29,12 +34,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     prepare_run(cfg)
     module = load_module(ckpt_path)
-    datamodule = instantiate(cfg.data)
-    if datamodule.spec != module.spec:
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} holds a model for {module.spec.describe()}, but the chosen "
-            f"data gives {datamodule.spec.describe()}; choose the data it was trained on"
-        )
+    datamodule = compatible_datamodule(cfg, module)
     trainer = build_trainer(cfg)
     trainer.test(module, datamodule=datamodule)
     metrics = logged_metrics(trainer, "test")

@@ -6,12 +6,16 @@ python src/train.py ckpt_path=last hydra.run.dir=logs/train/runs/<run>   # resum
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.checkpoints import resolve_checkpoint
 from src.utils.config import register_resolvers, validate
+
+if TYPE_CHECKING:
+    import lightning as L
 
 register_resolvers()
 
@@ -22,18 +26,40 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from hydra.utils import instantiate
-    from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
     from src.models import build_module
     from src.utils.compatibility import check_compatible
-    from src.utils.console import print_summary
-    from src.utils.run import build_trainer, logged_metrics, prepare_run
+    from src.utils.run import build_trainer, finish_wandb, log_hyperparameters, prepare_run
 
     prepare_run(cfg)
     datamodule = instantiate(cfg.data)
     check_compatible(cfg, datamodule.spec)
     model = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec)
     trainer = build_trainer(cfg)
+    log_hyperparameters(trainer, cfg)
+    try:
+        metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
+    except BaseException:
+        finish_wandb(trainer, failed=True)
+        raise
+    log_hyperparameters(trainer, cfg, metrics)
+    finish_wandb(trainer, failed=False)
+    return metrics
+
+
+def fit_and_test(
+    cfg: DictConfig,
+    trainer: "L.Trainer",
+    model: "L.LightningModule",
+    datamodule: "L.LightningDataModule",
+    ckpt_path: str | None,
+) -> dict[str, float]:
+    """Fit (unless `train=false`), test the best checkpoint, print a summary; return the
+    metrics."""
+    from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+
+    from src.utils.console import print_summary
+    from src.utils.run import logged_metrics
 
     if cfg.get("train"):
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

@@ -30,6 +30,9 @@ class TaskModule(L.LightningModule, ABC):
             `interval`, `frequency` and `monitor` go to Lightning (defaults: epoch, 1, val/loss).
     """
 
+    # FLOPs of one training batch, for Lightning's ThroughputMonitor (MFU); set it if you know it
+    flops_per_batch: int | None = None
+
     def __init__(
         self,
         net: dict[str, Any],
@@ -38,7 +41,8 @@ class TaskModule(L.LightningModule, ABC):
         scheduler: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # the entry point logs the whole resolved config instead (src/utils/run.py)
+        self.save_hyperparameters(logger=False)
         self.spec = DataSpec.from_dict(spec)
         self.net = instantiate(
             net, input_shape=self.spec.input_shape, num_outputs=self.spec.num_outputs
@@ -80,11 +84,14 @@ class TaskModule(L.LightningModule, ABC):
         loss = self.loss(outputs, targets)
         metrics = self.metrics[f"{stage}_metrics"]
         predictions = self.predictions(outputs.detach())
-        metrics.update(predictions.flatten(), targets.flatten())  # per-step outputs too
         is_train = stage == "train"
-        log = {"batch_size": len(inputs), "sync_dist": not is_train}
-        self.log(f"{stage}/loss", loss, on_step=is_train, on_epoch=True, prog_bar=True, **log)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, **log)
+        if is_train:  # forward: also the batch's value, for per-step curves
+            metrics(predictions.flatten(), targets.flatten())  # per-step outputs too
+        else:
+            metrics.update(predictions.flatten(), targets.flatten())
+        log = {"on_step": is_train, "on_epoch": True, "prog_bar": True, "batch_size": len(inputs)}
+        self.log(f"{stage}/loss", loss, sync_dist=not is_train, **log)
+        self.log_dict(metrics, **log)
         return {"loss": loss, "predictions": predictions}
 
     def configure_optimizers(self) -> Any:

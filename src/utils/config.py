@@ -38,13 +38,25 @@ def wandb_offline() -> bool:
         return True
 
 
+def sweep_name() -> str | None:
+    """The multirun directory's name, which groups its jobs (W&B group); None in a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(HydraConfig.get().sweep.dir).name
+
+
 def register_resolvers() -> None:
-    """`${project_root:}`, `${run_id:}` (a short random suffix) and `${wandb_offline:}`."""
+    """`${project_root:}`, `${run_id:}` (a short random suffix), `${wandb_offline:}` and
+    `${sweep_name:}`."""
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
     OmegaConf.register_new_resolver(
         "run_id", lambda: secrets.token_hex(3), use_cache=True, replace=True
     )
     OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
+    OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
 
 
 class _Open(BaseModel):

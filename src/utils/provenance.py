@@ -26,19 +26,27 @@ def _git(*args: str) -> str | None:
     return result.stdout if result.returncode == 0 else None
 
 
+def git_state() -> dict[str, Any]:
+    """The project's `git_commit` and whether its tree is dirty (`git_dirty`); None outside git."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain")
+    return {
+        "git_commit": commit.strip() if commit else None,
+        "git_dirty": bool(status.strip()) if status is not None else None,
+    }
+
+
 def write_provenance(run_dir: Path) -> None:
     """Write `provenance.yaml`, `git.diff` (only when the tree is dirty) and `requirements.txt`."""
-    commit = _git("rev-parse", "HEAD")
-    diff = _git("diff", "HEAD") if commit else None
-    status = _git("status", "--porcelain")
+    git = git_state()
+    diff = _git("diff", "HEAD") if git["git_commit"] else None
     info = {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "cwd": str(Path.cwd()),
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
         "python": platform.python_version(),
-        "git_commit": commit.strip() if commit else None,
-        "git_dirty": bool(status.strip()) if status is not None else None,
+        **git,
     }
     with open(run_dir / "provenance.yaml", "w") as file:
         yaml.safe_dump(info, file, sort_keys=False)

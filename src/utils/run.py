@@ -5,10 +5,13 @@ from pathlib import Path
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, Timer
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 
 from src.utils.console import print_config_tree, route_lightning_logs
+from src.utils.provenance import git_state
 
 
 def prepare_run(cfg: DictConfig) -> Path:
@@ -29,6 +32,33 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     if not loggers:  # the LR monitor refuses to start without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def batch_size(batch: tuple[Tensor, Tensor]) -> int:
+    """The number of samples in an (inputs, targets) batch, for the ThroughputMonitor."""
+    return len(batch[0])
+
+
+def log_hyperparameters(
+    trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float] | None = None
+) -> None:
+    """Send the resolved config and the git state to every logger; with the final `metrics`,
+    also fill TensorBoard's hparams view (as `hparams/<metric>`)."""
+    params = OmegaConf.to_container(cfg, resolve=True) | git_state()
+    for logger in trainer.loggers:
+        if metrics is None:
+            logger.log_hyperparams(params)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, {f"hparams/{k}": v for k, v in metrics.items()})
+
+
+def finish_wandb(trainer: L.Trainer, failed: bool) -> None:
+    """End this job's W&B run, marked failed or finished, so the next job of a sweep starts its
+    own and no run is left open."""
+    if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
+        import wandb
+
+        wandb.finish(exit_code=int(failed))
 
 
 def logged_metrics(trainer: L.Trainer, stage: str) -> dict[str, float]:

@@ -1,0 +1,131 @@
+"""Export a checkpoint's network for serving, as ONNX or TorchScript, checked against PyTorch.
+
+The exported network takes `input`, a batch of any size of inputs normalised as in training
+(what `src/predict.py` feeds the model), and returns `output`, its raw outputs: class logits for
+classifiers, values for regressors. ONNX files come from the dynamo-based `torch.onnx.export`
+(self-contained, dynamic batch axis) and run in ONNX Runtime; TorchScript from `torch.jit.script`.
+
+python src/export.py ckpt_path=logs/train/runs/<run> format=onnx
+python src/export.py ckpt_path=<run>/checkpoints/last.ckpt format=torchscript output=model.pt
+"""
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import hydra
+from omegaconf import DictConfig
+
+from src.utils.checkpoints import resolve_checkpoint
+from src.utils.config import ConfigError, register_resolvers
+from src.utils.serving import atomic_output
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+register_resolvers()
+
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+RUNTIMES = {"onnx": "ONNX Runtime", "torchscript": "TorchScript"}
+# the most an exported network's outputs may differ from PyTorch's
+TOLERANCE = 1e-4
+CHECK_BATCH_SIZE = 8
+
+
+def export(cfg: DictConfig) -> Path:
+    """Write the checkpoint's network in `cfg.format` to `cfg.output`, once its outputs on a
+    random batch match PyTorch's; return the file's path."""
+    if cfg.format not in SUFFIXES:
+        raise ConfigError(
+            f"format={cfg.format} is not an export format; use format=onnx or format=torchscript"
+        )
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
+    default = Path(cfg.paths.output_dir) / f"model{SUFFIXES[cfg.format]}"
+    output = Path(cfg.output).expanduser() if cfg.output else default
+    if output.is_dir():
+        raise ConfigError(f"output={output} is a folder; give the path of the file to write")
+    # Heavy imports come after the config checks, so a bad value fails in about a second.
+    import torch
+
+    from src.models import load_module
+
+    module = load_module(ckpt_path).eval()
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(CHECK_BATCH_SIZE, *module.spec.input_shape, generator=generator)
+    with torch.inference_mode():
+        expected = module(inputs)
+    with atomic_output(output) as temporary:
+        export_network(module.net, cfg.format, temporary)
+        difference = (exported_outputs(temporary, cfg.format, inputs) - expected).abs().max()
+        if difference > TOLERANCE:
+            raise RuntimeError(
+                f"the {cfg.format} export of {ckpt_path} differs from PyTorch by up to "
+                f"{difference:.3g} (more than {TOLERANCE:g}); try the other format=..."
+            )
+    print_summary(cfg.format, output, module.spec.input_shape, expected, float(difference))
+    return output
+
+
+def export_network(net: "nn.Module", fmt: str, path: Path) -> None:
+    """Write `net` (a `Network`, in eval mode) to `path` as ONNX or TorchScript, taking batches
+    of any size."""
+    import torch
+
+    if fmt == "torchscript":
+        torch.jit.script(net).save(str(path))
+        return
+    example = torch.zeros(2, *net.input_shape)  # torch.export specialises batch sizes 0 and 1
+    torch.onnx.export(
+        net,
+        (example,),
+        str(path),
+        input_names=["input"],
+        output_names=["output"],
+        dynamo=True,
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        external_data=False,
+        verbose=False,
+    )
+
+
+def exported_outputs(path: Path, fmt: str, inputs: "Tensor") -> "Tensor":
+    """The outputs of the network exported to `path` on `inputs`, run by ONNX Runtime (onnx) or
+    TorchScript."""
+    import torch
+
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run(["output"], {"input": inputs.cpu().numpy()})[0])
+    with torch.inference_mode():
+        return torch.jit.load(str(path), map_location="cpu")(inputs.cpu())
+
+
+def print_summary(
+    fmt: str, output: Path, input_shape: tuple[int, ...], outputs: "Tensor", difference: float
+) -> None:
+    """Where the file is, what goes in and comes out, and how closely it matches PyTorch."""
+    from rich.console import Console
+
+    def batch_of(shape: tuple[int, ...]) -> str:
+        return f"(batch, {', '.join(map(str, shape))})"
+
+    console = Console()
+    console.print(f"Exported ({fmt}): {output}")
+    console.print(
+        f"input: float32 {batch_of(input_shape)}, normalised as in training; "
+        f"output: {batch_of(tuple(outputs.shape[1:]))}"
+    )
+    console.print(
+        f"{RUNTIMES[fmt]} vs PyTorch on {len(outputs)} random inputs: "
+        f"max abs difference {difference:.3g}"
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="export")
+def main(cfg: DictConfig) -> None:
+    export(cfg)
+
+
+if __name__ == "__main__":
+    main()
