@@ -9,6 +9,7 @@ python src/export.py ckpt_path=logs/train/runs/<run> format=onnx
 python src/export.py ckpt_path=<run>/checkpoints/last.ckpt format=torchscript output=model.pt
 """
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,8 @@ register_resolvers()
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 RUNTIMES = {"onnx": "ONNX Runtime", "torchscript": "TorchScript"}
-# the most an exported network's outputs may differ from PyTorch's
+# the most an exported network's outputs may differ from PyTorch's, for outputs up to 1 in size
+# (scaled up for larger ones: float32 rounding grows with the values)
 TOLERANCE = 1e-4
 CHECK_BATCH_SIZE = 8
 
@@ -38,11 +40,11 @@ def export(cfg: DictConfig) -> Path:
         raise ConfigError(
             f"format={cfg.format} is not an export format; use format=onnx or format=torchscript"
         )
-    ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
     default = Path(cfg.paths.output_dir) / f"model{SUFFIXES[cfg.format]}"
     output = Path(cfg.output).expanduser() if cfg.output else default
     if output.is_dir():
         raise ConfigError(f"output={output} is a folder; give the path of the file to write")
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     import torch
 
@@ -56,10 +58,11 @@ def export(cfg: DictConfig) -> Path:
     with atomic_output(output) as temporary:
         export_network(module.net, cfg.format, temporary)
         difference = (exported_outputs(temporary, cfg.format, inputs) - expected).abs().max()
-        if difference > TOLERANCE:
+        allowed = TOLERANCE * max(1.0, float(expected.abs().max()))
+        if difference > allowed:
             raise RuntimeError(
                 f"the {cfg.format} export of {ckpt_path} differs from PyTorch by up to "
-                f"{difference:.3g} (more than {TOLERANCE:g}); try the other format=..."
+                f"{difference:.3g} (more than {allowed:.3g}); try the other format=..."
             )
     print_summary(cfg.format, output, module.spec.input_shape, expected, float(difference))
     return output
@@ -73,6 +76,8 @@ def export_network(net: "nn.Module", fmt: str, path: Path) -> None:
     if fmt == "torchscript":
         torch.jit.script(net).save(str(path))
         return
+    for name in ("onnxscript", "onnx_ir"):  # their INFO logs narrate every graph pass
+        logging.getLogger(name).setLevel(logging.WARNING)
     example = torch.zeros(2, *net.input_shape)  # torch.export specialises batch sizes 0 and 1
     torch.onnx.export(
         net,

@@ -34,11 +34,11 @@ ARRAY_SUFFIXES = (".npy", ".csv")
 def predict(cfg: DictConfig) -> Path:
     """Write the predictions of the checkpoint's module on `cfg.input` to `cfg.output`; return
     that path."""
+    input_path, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
+    check_paths(input_path, output)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
     use_run_data(cfg, ckpt_path)
     validate(cfg)
-    input_path, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
-    check_paths(input_path, output)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from src.models import load_module
     from src.utils.inputs import read_inputs

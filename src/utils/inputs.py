@@ -24,12 +24,11 @@ def read_inputs(path: Path, spec: DataSpec) -> tuple[Tensor, list[str]]:
     """
     wants_images = spec.kind == "image"
     if path.is_dir() != wants_images:
-        shape = "x".join(map(str, spec.input_shape))
         given = "a folder" if path.is_dir() else f"a {path.suffix} file"
         needed = "a folder of PNG/JPG images" if wants_images else "a .npy or .csv file"
         raise ConfigError(
-            f"input={path} is {given}, but the model takes {spec.kind} inputs {shape}; "
-            f"give {needed}"
+            f"input={path} is {given}, but the model takes {spec.kind} inputs of shape "
+            f"{spec.input_shape}; give {needed}"
         )
     if wants_images:
         return read_images(path, spec.input_shape)

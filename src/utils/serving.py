@@ -2,7 +2,6 @@
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,14 +34,14 @@ def use_run_data(cfg: DictConfig, ckpt_path: str) -> None:
         return
     data = OmegaConf.load(run_file).data
     for override in overrides:
-        key = override.key_or_group
-        if not key.startswith("data."):
+        if not override.key_or_group.startswith("data."):
             continue
-        parent, _, leaf = key.removeprefix("data.").rpartition(".")
+        key = override.key_or_group.removeprefix("data.")
         if override.is_delete():
+            parent, _, leaf = key.rpartition(".")
             (OmegaConf.select(data, parent) if parent else data).pop(leaf, None)
         else:
-            OmegaConf.update(data, key.removeprefix("data."), OmegaConf.select(cfg, key))
+            OmegaConf.update(data, key, OmegaConf.select(cfg.data, key))
     with open_dict(cfg):
         cfg.data = data
     log.info(f"Data: the config of the run that wrote the checkpoint ({run_file})")
@@ -63,13 +62,12 @@ def compatible_datamodule(cfg: DictConfig, module: "TaskModule") -> "TensorDataM
 
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
-    """A temporary file next to `path` that replaces `path` only when the block succeeds, so a
-    failure never leaves a half-written result behind."""
+    """A temporary path next to `path` for the block to write, moved onto `path` only when the
+    block succeeds, so a failure never leaves a half-written result behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        yield Path(temporary)
+        yield temporary
         os.replace(temporary, path)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,85 @@
+"""Evaluation: the training run's data config is found and overridden; other data is checked."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hydra import initialize_config_dir
+from omegaconf import OmegaConf
+
+from src.eval import evaluate
+from src.train import train
+from src.utils.config import CONFIG_DIR, ConfigError, compose_run
+from src.utils.serving import use_run_data
+from tests.conftest import read_metrics, run_script, write_mnist
+
+QUICK = ["trainer.max_epochs=1", "test=false", "logger=none", "callbacks=[model_checkpoint]"]
+
+
+def trained_run(run_dir: Path, *overrides: str) -> Path:
+    """Train one quick epoch in-process into `run_dir`, saving `.hydra/config.yaml` as the CLI
+    does; return the best checkpoint."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose_run([*overrides, *QUICK, "extras.print_config=false"], run_dir)
+        train(cfg)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    (best,) = (run_dir / "checkpoints").glob("epoch_*.ckpt")
+    return best
+
+
+def mnist_data(data_dir: Path) -> list[str]:
+    """Overrides for a tiny MNIST (the `write_mnist` files)."""
+    return ["data=mnist", f"data.data_dir={data_dir}", "data.val_size=20"]
+
+
+@pytest.fixture(scope="module")
+def mnist_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("eval_mnist")
+    return trained_run(root / "run", "model=cnn", *mnist_data(write_mnist(root / "data")))
+
+
+def test_eval_cli_uses_the_run_config_with_overrides(mnist_ckpt: Path, tmp_path: Path) -> None:
+    run_dir = mnist_ckpt.parents[1]
+    result = run_script(
+        "eval", f"ckpt_path={run_dir}", "data.batch_size=7", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = (tmp_path / "config_tree.log").read_text()
+    assert "src.data.mnist.MNISTDataModule" in config and "batch_size: 7" in config
+    assert 0 <= read_metrics(tmp_path)["test/acc"] <= 1
+
+
+def test_run_data_takes_command_line_overrides(make_cfg, mnist_ckpt: Path) -> None:
+    args = ["data.batch_size=5", "+data.val_size=30", "~data.pin_memory"]
+    cfg = make_cfg(f"ckpt_path={mnist_ckpt}", *args, config_name="eval")
+    use_run_data(cfg, str(mnist_ckpt))
+    trained = OmegaConf.load(mnist_ckpt.parents[1] / ".hydra" / "config.yaml").data
+    assert cfg.data._target_ == trained._target_ == "src.data.mnist.MNISTDataModule"
+    assert cfg.data.data_dir == trained.data_dir
+    assert (cfg.data.batch_size, cfg.data.val_size) == (5, 30)
+    assert "pin_memory" not in cfg.data and cfg.data.seed == cfg.seed
+
+
+def test_eval_of_a_bare_checkpoint_takes_the_chosen_data(
+    make_cfg, mnist_ckpt: Path, tmp_path: Path
+) -> None:
+    bare = shutil.copy(mnist_ckpt, tmp_path / "model.ckpt")
+    data_dir = OmegaConf.load(mnist_ckpt.parents[1] / ".hydra" / "config.yaml").data.data_dir
+    quiet = ["logger=none", "extras.print_config=false"]
+    chosen = make_cfg(f"ckpt_path={bare}", *mnist_data(data_dir), *quiet, config_name="eval")
+    from_run = make_cfg(f"ckpt_path={mnist_ckpt}", *quiet, config_name="eval")
+    assert evaluate(chosen) == pytest.approx(evaluate(from_run))
+
+
+@pytest.mark.parametrize("where", ["run", "bare"])
+def test_eval_refuses_data_the_model_cannot_take(
+    make_cfg, mnist_ckpt: Path, tmp_path: Path, where: str
+) -> None:
+    ckpt = mnist_ckpt if where == "run" else shutil.copy(mnist_ckpt, tmp_path / "model.ckpt")
+    args = ["data=points"] if where == "run" else []  # a bare checkpoint gets the default, points
+    cfg = make_cfg(f"ckpt_path={ckpt}", *args, "extras.print_config=false", config_name="eval")
+    with pytest.raises(
+        ConfigError, match=r"image inputs 1x28x28 .* choose the data it was trained"
+    ):
+        evaluate(cfg)

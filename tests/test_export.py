@@ -1,0 +1,85 @@
+"""Export: ONNX Runtime and TorchScript match PyTorch on real inputs; the CLI writes the file."""
+
+from pathlib import Path
+
+import onnxruntime
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+import src.export
+from src.export import TOLERANCE, export, export_network, exported_outputs
+from src.models import build_module, load_module
+from src.utils.config import ConfigError
+from tests.conftest import run_script
+from tests.test_eval import trained_run
+
+NETWORKS = {"cnn": "mnist", "vgg": "cifar", "resnet18": "cifar", "mlp": "points", "rnn": "sine"}
+
+
+@pytest.fixture(scope="module")
+def points_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_run(tmp_path_factory.mktemp("export_run") / "run")
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize(("model", "data"), NETWORKS.items(), ids=NETWORKS.keys())
+def test_exported_network_matches_pytorch_on_real_inputs(
+    make_cfg, request, tmp_path: Path, model: str, data: str, fmt: str
+) -> None:
+    overrides = [f"model={model}", f"data={data}"]
+    if data in ("mnist", "cifar"):  # tiny files in the real formats
+        overrides += [f"data.data_dir={request.getfixturevalue(f'{data}_dir')}", "data.val_size=20"]
+    cfg = make_cfg(*overrides)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    inputs, _ = next(iter(datamodule.test_dataloader()))  # normalised as in training
+    module = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec).eval()
+    path = tmp_path / f"model.{fmt}"
+    export_network(module.net, fmt, path)
+    for batch in (inputs, inputs[:1]):  # any batch size
+        with torch.inference_mode():
+            expected = module(batch)
+        assert (exported_outputs(path, fmt, batch) - expected).abs().max() <= TOLERANCE
+
+
+def test_export_cli_writes_an_onnx_file_for_onnx_runtime(points_ckpt: Path, tmp_path: Path) -> None:
+    result = run_script("export", f"ckpt_path={points_ckpt}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ONNX Runtime vs PyTorch on 8 random inputs: max abs difference" in result.stdout
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    inputs = torch.tensor([[2.0, 2.0], [-2.0, -2.0], [1.5, 2.5]])
+    (outputs,) = session.run(None, {"input": inputs.numpy()})
+    with torch.inference_mode():
+        expected = load_module(points_ckpt).eval()(inputs)
+    assert torch.from_numpy(outputs) == pytest.approx(expected, abs=TOLERANCE)
+    assert outputs.argmax(1).tolist() == [0, 1, 0]
+
+
+def test_export_writes_torchscript_where_asked(make_cfg, points_ckpt: Path, tmp_path: Path) -> None:
+    output = tmp_path / "served" / "points.pt"
+    cfg = make_cfg(
+        f"ckpt_path={points_ckpt}", "format=torchscript", f"output={output}", config_name="export"
+    )
+    assert export(cfg) == output
+    scripted = torch.jit.load(str(output))
+    assert scripted(torch.zeros(5, 2)).shape == (5, 2)
+
+
+def test_export_refuses_an_unknown_format(make_cfg, points_ckpt: Path) -> None:
+    cfg = make_cfg(f"ckpt_path={points_ckpt}", "format=tflite", config_name="export")
+    with pytest.raises(ConfigError, match="format=tflite is not an export format; use format=onnx"):
+        export(cfg)
+
+
+def test_an_export_that_differs_from_pytorch_is_not_written(
+    make_cfg, points_ckpt: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(
+        src.export, "exported_outputs", lambda path, fmt, inputs: torch.ones(len(inputs), 2) * 9
+    )
+    cfg = make_cfg(f"ckpt_path={points_ckpt}", "format=torchscript", config_name="export")
+    with pytest.raises(RuntimeError, match="differs from PyTorch by up to"):
+        export(cfg)
+    assert not list(tmp_path.glob("*model*"))
