@@ -11,7 +11,7 @@ from src.utils.config import CONFIG_DIR
 from src.utils.run import build_trainer
 
 GROUPS = ["data", "model", "model/optimizer", "model/scheduler", "trainer", "callbacks"]
-GROUPS += ["logger", "paths", "extras", "hydra", "debug", "experiment"]
+GROUPS += ["logger", "paths", "extras", "hydra", "debug", "experiment", "hparams_search"]
 
 
 def options(group: str) -> list[str]:

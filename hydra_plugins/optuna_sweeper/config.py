@@ -1,0 +1,41 @@
+"""The sweeper's structured config, registered as `hydra/sweeper=optuna`."""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+class Direction(str, Enum):
+    minimize = "minimize"
+    maximize = "maximize"
+
+
+class Sampler(str, Enum):
+    tpe = "tpe"
+    random = "random"
+
+
+@dataclass
+class OptunaSweeperConf:
+    """`params` maps override keys to sweeps in Hydra's grammar, e.g. `choice(32, 64)`."""
+
+    _target_: str = "hydra_plugins.optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    direction: Direction = Direction.minimize
+    n_trials: int = 20
+    # trials asked, launched (through hydra/launcher) and told together
+    n_jobs: int = 1
+    sampler: Sampler = Sampler.tpe
+    seed: int | None = None
+    study_name: str | None = None
+    # an Optuna storage URL, e.g. sqlite:///logs/optuna.db; null keeps the study in memory
+    storage: str | None = None
+    # e.g. {_target_: optuna.pruners.MedianPruner}; needs a storage and optuna-integration
+    pruner: Any = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="optuna_sweeper"
+)
