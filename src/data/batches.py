@@ -70,7 +70,9 @@ class EpochBatchSampler(Sampler[Tensor]):
 class InMemoryLoader:
     """Yields `tuple(t[idx] for t in tensors)` per index batch, with an optional batch transform.
 
-    The tensors may live on the training device; the indices follow them there.
+    The tensors may live on the training device; the indices follow them there. The loader is
+    resumable: Lightning saves its `state_dict` (epoch and position in it) in checkpoints and
+    restores it, so a run resumed mid-epoch continues with the batches it had not trained on.
     """
 
     def __init__(
@@ -82,6 +84,8 @@ class InMemoryLoader:
         if len({len(t) for t in tensors}) != 1:
             raise ValueError("all tensors must hold the same number of samples")
         self.tensors, self.batch_sampler, self.transform = tuple(tensors), batch_sampler, transform
+        self.position = 0  # batches of this epoch already trained on
+        self._resume_at = (0, 0)  # (epoch, position) restored from a checkpoint
 
     @property
     def sampler(self) -> EpochBatchSampler:
@@ -89,9 +93,24 @@ class InMemoryLoader:
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         device = self.tensors[0].device
-        for indices in self.batch_sampler:
-            batch = tuple(t[indices.to(device)] for t in self.tensors)
-            yield self.transform(batch) if self.transform else batch
+        resume_epoch, start = self._resume_at
+        start = start if resume_epoch == self.batch_sampler.epoch else 0
+        self._resume_at = (0, 0)
+        for position, indices in enumerate(self.batch_sampler):
+            if position >= start:
+                # Lightning fetches a sized loader's batches on demand, not ahead: the batches
+                # handed out so far are the ones trained on when a checkpoint is saved
+                self.position = position + 1
+                batch = tuple(t[indices.to(device)] for t in self.tensors)
+                yield self.transform(batch) if self.transform else batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.batch_sampler.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume inside the saved epoch: iterating it next skips the batches trained on."""
+        self.batch_sampler.set_epoch(state["epoch"])
+        self._resume_at = (state["epoch"], state["position"])
 
     def __len__(self) -> int:
         return len(self.batch_sampler)

@@ -3,12 +3,11 @@
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from src.data.spec import DataSpec
 from src.models.base import TaskModule
 from src.models.classification import ClassificationModule
 from src.models.regression import RegressionModule
+from src.utils.checkpoints import load_checkpoint
 
 TASK_MODULES: dict[str, type[TaskModule]] = {
     "classification": ClassificationModule,
@@ -16,14 +15,15 @@ TASK_MODULES: dict[str, type[TaskModule]] = {
 }
 
 
-def build_module(model: dict[str, Any], spec: DataSpec) -> TaskModule:
-    """The task module for `spec.task`, training the network, optimizer and scheduler of `model`."""
-    return TASK_MODULES[spec.task](spec=spec.to_dict(), **model)
+def build_module(model: dict[str, Any], spec: DataSpec, **options: Any) -> TaskModule:
+    """The task module for `spec.task`, training the network, optimizer and scheduler of `model`
+    (`options`: the module's other arguments, such as `nonfinite_loss`)."""
+    return TASK_MODULES[spec.task](spec=spec.to_dict(), **model, **options)
 
 
 def load_module(ckpt_path: str | Path) -> TaskModule:
     """Rebuild a task module from a checkpoint alone, loading nothing but plain data."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(ckpt_path)
     hparams = checkpoint["hyper_parameters"]
     module = TASK_MODULES[hparams["spec"]["task"]](**hparams)
     module.load_state_dict(checkpoint["state_dict"])

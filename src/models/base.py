@@ -1,15 +1,17 @@
 """The LightningModule every task shares: network, optimizer, scheduler, metrics, logging."""
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from src.data.spec import DataSpec
+from src.utils.rng import rng_states, set_rng_states
 
 STAGES = ("train", "val", "test")
 LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor")
@@ -28,6 +30,11 @@ class TaskModule(L.LightningModule, ABC):
         optimizer: `_target_` config of a `torch.optim` optimizer, without `params`.
         scheduler: optional `_target_` config of an LR scheduler, without `optimizer`; the keys
             `interval`, `frequency` and `monitor` go to Lightning (defaults: epoch, 1, val/loss).
+        nonfinite_loss: what a NaN or infinite training loss does: `stop` the run (an error
+            naming the step, raised before the weights change) or `skip` the batch.
+
+    Checkpoints also carry the random generators' states, restored on resume, so a resumed run
+    continues exactly as an uninterrupted one (dropout masks, augmentation).
     """
 
     # FLOPs of one training batch, for Lightning's ThroughputMonitor (MFU); set it if you know it
@@ -39,8 +46,11 @@ class TaskModule(L.LightningModule, ABC):
         spec: dict[str, Any],
         optimizer: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
+        nonfinite_loss: Literal["stop", "skip"] = "stop",
     ) -> None:
         super().__init__()
+        if nonfinite_loss not in ("stop", "skip"):
+            raise ValueError(f"nonfinite_loss must be 'stop' or 'skip', got {nonfinite_loss!r}")
         # the entry point logs the whole resolved config instead (src/utils/run.py)
         self.save_hyperparameters(logger=False)
         self.spec = DataSpec.from_dict(spec)
@@ -67,7 +77,9 @@ class TaskModule(L.LightningModule, ABC):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+    def training_step(
+        self, batch: tuple[Tensor, Tensor], batch_idx: int
+    ) -> dict[str, Tensor] | None:
         return self._step(batch, "train")
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
@@ -76,12 +88,14 @@ class TaskModule(L.LightningModule, ABC):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return self._step(batch, "test")
 
-    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> dict[str, Tensor]:
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> dict[str, Tensor] | None:
         """Loss and metrics of one batch, logged; returns the loss and, for callbacks (figures),
-        the predictions."""
+        the predictions (None: a training batch skipped for its non-finite loss)."""
         inputs, targets = batch
         outputs = self(inputs)
         loss = self.loss(outputs, targets)
+        if stage == "train" and not torch.isfinite(loss):
+            return self._nonfinite(loss)
         metrics = self.metrics[f"{stage}_metrics"]
         predictions = self.predictions(outputs.detach())
         is_train = stage == "train"
@@ -93,6 +107,25 @@ class TaskModule(L.LightningModule, ABC):
         self.log(f"{stage}/loss", loss, sync_dist=not is_train, **log)
         self.log_dict(metrics, **log)
         return {"loss": loss, "predictions": predictions}
+
+    def _nonfinite(self, loss: Tensor) -> None:
+        """Skip the batch (None: Lightning makes no optimizer step) or stop the run."""
+        where = f"training step {self.global_step} (epoch {self.current_epoch})"
+        if self.hparams.nonfinite_loss == "skip":
+            rank_zero_warn(f"train/loss is {loss.item()} at {where}: batch skipped")
+            return None
+        raise FloatingPointError(
+            f"train/loss is {loss.item()} at {where}; stopped before the weights changed, and "
+            f"the checkpoints keep the last good ones: lower model.optimizer.lr, or set "
+            f"nonfinite_loss=skip to skip such batches"
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "rng_states" in checkpoint:
+            set_rng_states(checkpoint["rng_states"])
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer, params=self.parameters())

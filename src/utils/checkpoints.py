@@ -1,25 +1,53 @@
-"""Finding the checkpoint a run resumes from or evaluates."""
+"""Finding the checkpoint a run resumes from or evaluates, and loading checkpoints safely."""
 
 from pathlib import Path
+from typing import Any
 
 from src.utils.config import ConfigError
 
+# what a run directory resumes from: the newest of these
+RESUMABLE = ("last.ckpt", "on_exception.ckpt")
+
 
 def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
-    """The checkpoint file meant by `ckpt_path`, or None to start from scratch.
+    """The checkpoint file meant by `ckpt_path`, checked to load safely; None to start afresh.
 
-    `last` means this run directory's `checkpoints/last.ckpt` (point `hydra.run.dir` at an earlier
-    run to continue it in place); a run directory means its `checkpoints/last.ckpt`; anything else
-    is a checkpoint file. A path that leads to no file is an error, never a silent fresh start.
+    `last` means this run directory's newest `checkpoints/last.ckpt` or
+    `checkpoints/on_exception.ckpt` (point `hydra.run.dir` at an earlier run to continue it in
+    place); a run directory means its newest of those; anything else is a checkpoint file. A
+    path that leads to no file is an error, never a silent fresh start.
     """
     if ckpt_path is None:
         return None
     path = run_dir if ckpt_path == "last" else Path(ckpt_path).expanduser()
     if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
+        path = latest_checkpoint(path)
     if not path.is_file():
         raise ConfigError(
             f"ckpt_path={ckpt_path}: no checkpoint at {path}; give a .ckpt file, a run directory "
             f"with checkpoints/last.ckpt, or ckpt_path=last with hydra.run.dir=<that run directory>"
         )
+    load_checkpoint(path, mmap=True)  # tensors mapped, not read: seconds even for big models
     return str(path.resolve())
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    """The newest of the run's `checkpoints/last.ckpt` and `checkpoints/on_exception.ckpt`
+    (`last.ckpt`, maybe missing, when it has neither)."""
+    paths = [run_dir / "checkpoints" / name for name in RESUMABLE]
+    return max((p for p in paths if p.is_file()), key=lambda p: p.stat().st_mtime, default=paths[0])
+
+
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """`torch.load` a checkpoint as plain data only (`weights_only=True`): a file that is
+    truncated, corrupt or carries code (a pickle that would run it) raises `ConfigError`."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as error:  # zip, pickle and storage errors alike
+        reason = str(error).strip().splitlines()[0]
+        raise ConfigError(
+            f"checkpoint {path} cannot be loaded safely ({reason}); it is truncated, corrupt or "
+            f"holds code rather than weights: give a checkpoint this template wrote"
+        ) from error

@@ -5,7 +5,7 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pydantic import (
@@ -87,6 +87,7 @@ class _Trainer(_Open):
 
 class _Run(_Open):
     seed: int | None = None
+    nonfinite_loss: Literal["stop", "skip"] = "stop"
     data: _Data | None = None
     model: _Model | None = None
     trainer: _Trainer | None = None
