@@ -2,22 +2,30 @@
 
 python src/train.py                              # points + MLP, seconds on a CPU
 python src/train.py model=logreg model/optimizer=sgd
-python src/train.py ckpt_path=last hydra.run.dir=logs/train/runs/<run>   # resume in place
+python src/train.py resume=logs/train/runs/<run>  # continue a run where it stopped
 """
 
+import logging
+import math
+import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.checkpoints import resolve_checkpoint
+from src.utils.checkpoints import expand_resume, resolve_checkpoint
 from src.utils.config import register_resolvers, validate
+from src.utils.sweeps import ERROR_FILE, METRICS_FILE, write_json
 
 if TYPE_CHECKING:
     import lightning as L
 
 register_resolvers()
+log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -26,6 +34,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from hydra.utils import instantiate
+    from lightning.pytorch.utilities import rank_zero_only
 
     from src.models import build_module
     from src.utils.compatibility import check_compatible
@@ -40,11 +49,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log_hyperparameters(trainer, cfg)
     try:
         metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
-    except BaseException:
+    except BaseException as error:
         finish_wandb(trainer, failed=True)
+        if isinstance(error, SystemExit) and not error.code and trainer.received_sigterm:
+            raise SystemExit(  # Lightning stops on SIGTERM with exit code 0
+                f"Stopped by SIGTERM after checkpointing; resume with: python src/train.py "
+                f"resume={cfg.paths.output_dir}"
+            ) from error
         raise
     log_hyperparameters(trainer, cfg, metrics)
     finish_wandb(trainer, failed=False)
+    rank_zero_only(write_json)(Path(cfg.paths.output_dir) / METRICS_FILE, metrics)
     return metrics
 
 
@@ -77,10 +92,23 @@ def fit_and_test(
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns `cfg.optimized_metric` for sweepers that optimise it."""
-    metrics = train(cfg)
+    """Hydra entry point; returns `cfg.optimized_metric` for sweepers that optimise it.
+
+    A failing job writes its traceback to `error.txt` in its run directory. In a multirun it
+    then returns NaN instead of raising, so the other jobs still run; the sweep summary marks
+    it failed and the sweep exits non-zero.
+    """
+    try:
+        metrics = train(cfg)
+    except Exception:
+        (Path(cfg.paths.output_dir) / ERROR_FILE).write_text(traceback.format_exc())
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        log.exception("This job failed; the sweep goes on")
+        return math.nan
     return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
 
 
 if __name__ == "__main__":
+    sys.argv = expand_resume(sys.argv)  # resume=<run dir>: continue that run where it stopped
     main()

@@ -3,6 +3,8 @@
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from src.utils.config import ConfigError
 
 # what a run directory resumes from: the newest of these
@@ -51,3 +53,27 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
             f"checkpoint {path} cannot be loaded safely ({reason}); it is truncated, corrupt or "
             f"holds code rather than weights: give a checkpoint this template wrote"
         ) from error
+
+
+def expand_resume(argv: list[str]) -> list[str]:
+    """Replace `resume=<run dir>` in a command line with that run's saved overrides,
+    `hydra.run.dir=<run dir>`, `ckpt_path=last` and its W&B run id (so the same W&B run
+    continues); the command line's other arguments follow and win."""
+    resume = [arg for arg in argv[1:] if arg.startswith("resume=")]
+    if not resume:
+        return argv
+    run_dir = Path(resume[-1].removeprefix("resume=")).expanduser().resolve()
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    if not overrides_file.is_file():
+        raise SystemExit(
+            f"{resume[-1]}: {overrides_file} is missing; give the directory of a run this "
+            f"template started (logs/<task>/runs/<run>)"
+        )
+    replaced = ("hydra.run.dir=", "ckpt_path=", "resume=")
+    saved = [
+        o for o in yaml.safe_load(overrides_file.read_text()) or [] if not o.startswith(replaced)
+    ]
+    wandb_runs = sorted(run_dir.glob("wandb/*run-*"), key=lambda p: p.stat().st_mtime)
+    wandb_id = [f"logger.wandb.id={wandb_runs[-1].name.rsplit('-', 1)[1]}"] if wandb_runs else []
+    others = [arg for arg in argv[1:] if not arg.startswith("resume=")]
+    return [argv[0], *saved, f"hydra.run.dir={run_dir}", "ckpt_path=last", *wandb_id, *others]
