@@ -23,7 +23,6 @@ from src.utils.serving import atomic_output, compatible_datamodule, use_run_data
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from src.data.base import TensorDataModule
     from src.models.base import TaskModule
 
 register_resolvers()
@@ -46,7 +45,7 @@ def predict(cfg: DictConfig) -> Path:
     module = load_module(ckpt_path).eval()
     datamodule = compatible_datamodule(cfg, module)
     inputs, names = read_inputs(input_path, module.spec)
-    outputs = run_model(module, prepared(inputs, datamodule), cfg.data.batch_size)
+    outputs = run_model(module, datamodule.preprocess(inputs), cfg.data.batch_size)
     predictions = module.predictions(outputs)
     probabilities = class_probabilities(outputs) if module.spec.task == "classification" else None
     with atomic_output(output) as temporary, open(temporary, "w", newline="") as file:
@@ -68,15 +67,6 @@ def check_paths(path: Path, output: Path) -> None:
             f"input={path}: {path.suffix or 'no suffix'} files are not read; give a folder of "
             f"PNG/JPG images or a .npy/.csv file"
         )
-
-
-def prepared(inputs: "Tensor", datamodule: "TensorDataModule") -> "Tensor":
-    """`inputs` as the model saw them in training: through the datamodule's test-time batch
-    transform (image normalisation), if it has one."""
-    import torch
-
-    transform = datamodule.batch_transform("test")
-    return transform((inputs, torch.zeros(len(inputs))))[0] if transform else inputs
 
 
 def run_model(module: "TaskModule", inputs: "Tensor", batch_size: int) -> "Tensor":

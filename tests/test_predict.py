@@ -9,6 +9,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
+from torchvision.datasets import MNIST
 
 import src.predict
 from src.data.base import TensorDataModule
@@ -47,9 +48,9 @@ def test_predict_cli_normalises_images_as_in_training(runs, tmp_path: Path) -> N
     images, _ = next(iter(datamodule.test_dataloader()))  # normalised by the datamodule
     folder = tmp_path / "images"
     folder.mkdir()
-    raw = datamodule.splits["test"][0][:5]
+    raw = MNIST(str(datamodule.data_dir), train=False).data[:5]  # the same files, as uint8
     for i, image in enumerate(raw):
-        Image.fromarray(image[0].numpy()).save(folder / f"digit_{i}.png")
+        Image.fromarray(image.numpy()).save(folder / f"digit_{i}.png")
     Image.new("RGB", (40, 30), (200, 10, 10)).save(folder / "wide_colour.jpg")  # grey, 28x28
     result = run_script(
         "predict",

@@ -25,7 +25,7 @@ class TensorDataModule(L.LightningDataModule, ABC):
     `self.dataset(split)` (`loader="torch"`, with workers and pinned memory); both draw the same
     index batches from an `EpochBatchSampler`, sharded across ranks under DDP. With `on_device`,
     the in-memory tensors move to the training device (a GPU) when they fit there, and
-    `batch_transform` (normalisation, augmentation) runs on whole batches on that device.
+    `batch_transform` (augmentation) runs on whole batches on that device.
     """
 
     def __init__(
@@ -56,6 +56,11 @@ class TensorDataModule(L.LightningDataModule, ABC):
     def dataset(self, split: Split) -> Dataset:
         """The per-sample dataset behind the `torch` loader path."""
         return TensorDataset(*self.splits[split])
+
+    def preprocess(self, inputs: Tensor) -> Tensor:
+        """Raw inputs as the model takes them (images: normalised floats), applied once to the
+        loaded data and by `src/predict.py` to new inputs; unchanged by default."""
+        return inputs
 
     def batch_transform(self, split: Split) -> BatchTransform | None:
         """What the in-memory path applies to each batch of `split` (none by default)."""

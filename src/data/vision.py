@@ -14,12 +14,12 @@ from src.data.spec import DataSpec
 
 
 class VisionDataModule(TensorDataModule):
-    """A torchvision classification data set held in memory as uint8 images.
+    """A torchvision classification data set held in memory as normalised float32 images.
 
     The test split is the data set's own; `val_size` images of its training set, drawn with
-    `split_seed`, are held out for validation. The in-memory path normalises (and, for the train
-    split with `augment`, crops and flips) whole batches; the `torch` path runs the equivalent
-    torchvision transforms per sample.
+    `split_seed`, are held out for validation. Images are normalised once, when loaded; with
+    `augment`, the in-memory path crops (reflect padding) and flips whole training batches; the
+    `torch` path runs the equivalent torchvision transforms per sample.
 
     Subclasses set the class attributes and `images_and_labels`.
     """
@@ -70,29 +70,33 @@ class VisionDataModule(TensorDataModule):
             len(labels), generator=torch.Generator().manual_seed(self.split_seed)
         )
         self.indices = {"val": order[: self.val_size], "train": order[self.val_size :]}
+        images = self.preprocess(images)
         self.splits = {name: (images[idx], labels[idx]) for name, idx in self.indices.items()}
-        self.splits["test"] = self.images_and_labels(self._open(train=False))
+        test_images, test_labels = self.images_and_labels(self._open(train=False))
+        self.splits["test"] = (self.preprocess(test_images), test_labels)
 
-    def batch_transform(self, split: Split) -> BatchTransform:
+    def preprocess(self, inputs: Tensor) -> Tensor:
+        """uint8 images (N, C, H, W) -> float32, scaled to [0, 1] and normalised per channel."""
         mean = torch.tensor(self.mean).view(1, -1, 1, 1)
         std = torch.tensor(self.std).view(1, -1, 1, 1)
-        augment = self.augment and split == "train"
+        return (inputs.float() / 255 - mean) / std
 
-        def transform(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    def batch_transform(self, split: Split) -> BatchTransform | None:
+        if not (self.augment and split == "train"):
+            return None
+
+        def augment(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
             images, labels = batch
-            images = images.float().div_(255)
-            if augment:
-                images = random_crop_and_flip(images, self.crop_padding)
-            return (images - mean.to(images.device)) / std.to(images.device), labels
+            return random_crop_and_flip(images, self.crop_padding), labels
 
-        return transform
+        return augment
 
     def dataset(self, split: Split) -> Dataset:
         steps: list = [transforms.ToTensor(), transforms.Normalize(self.mean, self.std)]
         if self.augment and split == "train":
             size = self.image_shape[1:]
             steps[:0] = [
-                transforms.RandomCrop(size, padding=self.crop_padding),
+                transforms.RandomCrop(size, padding=self.crop_padding, padding_mode="reflect"),
                 transforms.RandomHorizontalFlip(),
             ]
         dataset = self._open(train=split != "test", transform=transforms.Compose(steps))
@@ -112,9 +116,10 @@ class VisionDataModule(TensorDataModule):
 
 
 def random_crop_and_flip(images: Tensor, padding: int) -> Tensor:
-    """Pad each image by `padding` zeros, crop it back at a random offset, flip half of them."""
+    """Pad each image by `padding` pixels (reflected), crop it back at a random offset, flip
+    half of them."""
     n, _, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    padded = torch.nn.functional.pad(images, (padding,) * 4, mode="reflect")
     top = torch.randint(0, 2 * padding + 1, (n, 1, 1, 1), device=images.device)
     left = torch.randint(0, 2 * padding + 1, (n, 1, 1, 1), device=images.device)
     rows = top + torch.arange(h, device=images.device).view(1, 1, h, 1)
