@@ -130,7 +130,11 @@ def test_figures_are_saved_and_valid_pngs(make_cfg, mnist_dir, tmp_path) -> None
     overrides = ["data=mnist", "model=cnn", f"data.data_dir={mnist_dir}", "data.val_size=20"]
     train(
         make_cfg(
-            *overrides, "trainer.max_epochs=1", "logger=tensorboard", "extras.print_config=false"
+            *overrides,
+            "trainer.max_epochs=1",
+            "callbacks.figures.every_n_epochs=1",
+            "logger=tensorboard",
+            "extras.print_config=false",
         )
     )
     names = ("confusion_matrix", "predictions")

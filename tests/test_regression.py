@@ -73,7 +73,9 @@ def test_linear_regression_learns_slope_and_intercept(make_cfg, tmp_path) -> Non
 
 
 def test_sine_run_saves_its_curves(make_cfg, tmp_path) -> None:
-    metrics = train(make_cfg("experiment=sine_rnn", "debug=fdr", *QUIET))
+    metrics = train(
+        make_cfg("experiment=sine_rnn", "debug=fdr", "callbacks.figures.every_n_epochs=1", *QUIET)
+    )
     assert {"test/mse", "test/mae", "test/r2"} <= metrics.keys()
     for name in ("val_sequences_epoch000", "test_sequences"):
         with Image.open(tmp_path / "figures" / f"{name}.png") as image:

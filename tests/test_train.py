@@ -57,8 +57,8 @@ def test_run_directory_holds_config_checkpoints_metrics_and_provenance(default_r
     boundaries = sorted(path.name for path in (default_run / "figures").glob("*boundary*.png"))
     assert boundaries == [
         "test_decision_boundary.png",
-        "val_decision_boundary_epoch000.png",
-        "val_decision_boundary_epoch005.png",
+        "val_decision_boundary_epoch004.png",
+        "val_decision_boundary_epoch009.png",
     ]
 
 

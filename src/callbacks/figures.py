@@ -22,8 +22,8 @@ from src.utils.figures import (
 class TaskFigures(L.Callback):
     """Pictures of the model at work, from the first `num_samples` samples of a stage.
 
-    Drawn after validation every `every_n_epochs` epochs from the first (`val/...`, one PNG per
-    epoch; not in the sanity check) and after the test (`test/...`):
+    Drawn after the validation of every `every_n_epochs`-th epoch (`val/...`, one PNG per epoch;
+    not in the sanity check) and after the test (`test/...`):
 
     - classification: a confusion matrix (over the whole stage); for 2-D points the data
       coloured by class over the learned decision boundary, accuracy in the title; for images
@@ -40,7 +40,7 @@ class TaskFigures(L.Callback):
         self.stage: str | None = None
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: TaskModule) -> None:
-        due = trainer.current_epoch % self.every_n_epochs == 0
+        due = (trainer.current_epoch + 1) % self.every_n_epochs == 0
         self._start("val" if due and not trainer.sanity_checking else None, pl_module)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: TaskModule) -> None:

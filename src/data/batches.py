@@ -57,7 +57,11 @@ class EpochBatchSampler(Sampler[Tensor]):
             order = torch.randperm(self.num_samples, generator=generator)
         else:
             order = torch.arange(self.num_samples)
-        for global_batch in order.split(self.batch_size * self.world_size)[: len(self)]:
+        global_batches = order.split(self.batch_size * self.world_size)[: len(self)]
+        if self.world_size == 1:
+            yield from global_batches
+            return
+        for global_batch in global_batches:
             yield global_batch[self.rank :: self.world_size]
 
     def __len__(self) -> int:
@@ -93,6 +97,7 @@ class InMemoryLoader:
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         device = self.tensors[0].device
+        on_device = device.type != "cpu"  # the sampler's indices are on the CPU
         resume_epoch, start = self._resume_at
         start = start if resume_epoch == self.batch_sampler.epoch else 0
         self._resume_at = (0, 0)
@@ -101,7 +106,8 @@ class InMemoryLoader:
                 # Lightning fetches a sized loader's batches on demand, not ahead: the batches
                 # handed out so far are the ones trained on when a checkpoint is saved
                 self.position = position + 1
-                batch = tuple(t[indices.to(device)] for t in self.tensors)
+                indices = indices.to(device, non_blocking=True) if on_device else indices
+                batch = tuple([t[indices] for t in self.tensors])
                 yield self.transform(batch) if self.transform else batch
 
     def state_dict(self) -> dict[str, int]:
