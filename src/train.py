@@ -43,8 +43,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     prepare_run(cfg)
     datamodule = instantiate(cfg.data)
     check_compatible(cfg, datamodule.spec)
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model = build_module(model_cfg, datamodule.spec, nonfinite_loss=cfg.nonfinite_loss)
+    model = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec)
     trainer = build_trainer(cfg)
     log_hyperparameters(trainer, cfg)
     try:

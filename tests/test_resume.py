@@ -108,7 +108,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_good_weights(tmp_path) -> None
 
 
 def test_nan_loss_batches_can_be_skipped(make_cfg) -> None:
-    cfg = make_cfg("model.optimizer.lr=1e30", "nonfinite_loss=skip", "trainer.max_epochs=1")
+    cfg = make_cfg("model.optimizer.lr=1e30", "model.nonfinite_loss=skip", "trainer.max_epochs=1")
     with pytest.warns(UserWarning, match="train/loss is nan at training step .*: batch skipped"):
         metrics = train(cfg)
     assert "test/acc" in metrics

@@ -1,4 +1,4 @@
-"""Random images shaped like a real data set: smoke tests and benchmarks of image models, offline."""
+"""Random images shaped like a real data set: image models offline (smoke tests, benchmarks)."""
 
 from collections.abc import Sequence
 

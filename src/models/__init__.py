@@ -15,16 +15,16 @@ TASK_MODULES: dict[str, type[TaskModule]] = {
 }
 
 
-def build_module(model: dict[str, Any], spec: DataSpec, **options: Any) -> TaskModule:
+def build_module(model: dict[str, Any], spec: DataSpec) -> TaskModule:
     """The task module for `spec.task`, training the network, optimizer and scheduler of `model`
-    (`options`: the module's other arguments, such as `nonfinite_loss`)."""
-    return TASK_MODULES[spec.task](spec=spec.to_dict(), **model, **options)
+    as its runtime options say (`configs/model/runtime/`)."""
+    return TASK_MODULES[spec.task](spec=spec.to_dict(), **model)
 
 
 def load_module(ckpt_path: str | Path) -> TaskModule:
     """Rebuild a task module from a checkpoint alone, loading nothing but plain data."""
     checkpoint = load_checkpoint(ckpt_path)
-    hparams = checkpoint["hyper_parameters"]
+    hparams = checkpoint["hyper_parameters"] | {"compile": False}  # compiling is for training
     module = TASK_MODULES[hparams["spec"]["task"]](**hparams)
     module.load_state_dict(checkpoint["state_dict"])
     return module

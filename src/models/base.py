@@ -32,6 +32,9 @@ class TaskModule(L.LightningModule, ABC):
             `interval`, `frequency` and `monitor` go to Lightning (defaults: epoch, 1, val/loss).
         nonfinite_loss: what a NaN or infinite training loss does: `stop` the run (an error
             naming the step, raised before the weights change) or `skip` the batch.
+        compile: `torch.compile` the network (in place: checkpoints keep their plain keys).
+        channels_last: keep the network's 4-D weights and inputs channels-last (convnets on
+            GPUs, with bf16).
 
     Checkpoints also carry the random generators' states, restored on resume, so a resumed run
     continues exactly as an uninterrupted one (dropout masks, augmentation).
@@ -47,6 +50,8 @@ class TaskModule(L.LightningModule, ABC):
         optimizer: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
         nonfinite_loss: Literal["stop", "skip"] = "stop",
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if nonfinite_loss not in ("stop", "skip"):
@@ -57,6 +62,10 @@ class TaskModule(L.LightningModule, ABC):
         self.net = instantiate(
             net, input_shape=self.spec.input_shape, num_outputs=self.spec.num_outputs
         )
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if compile:
+            self.net.compile()
         # keyed "<stage>_metrics": "train" itself would shadow nn.Module.train
         self.metrics = nn.ModuleDict(
             {f"{stage}_metrics": self.make_metrics().clone(prefix=f"{stage}/") for stage in STAGES}
@@ -75,6 +84,8 @@ class TaskModule(L.LightningModule, ABC):
         """Network outputs in the form the metrics take (class indices, values)."""
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.hparams.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
     def training_step(
@@ -117,7 +128,7 @@ class TaskModule(L.LightningModule, ABC):
         raise FloatingPointError(
             f"train/loss is {loss.item()} at {where}; stopped before the weights changed, and "
             f"the checkpoints keep the last good ones: lower model.optimizer.lr, or set "
-            f"nonfinite_loss=skip to skip such batches"
+            f"model.nonfinite_loss=skip to skip such batches"
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

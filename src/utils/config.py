@@ -77,6 +77,9 @@ class _Optimizer(_Open):
 
 class _Model(_Open):
     optimizer: _Optimizer
+    nonfinite_loss: Literal["stop", "skip"] = "stop"
+    compile: bool = False
+    channels_last: bool = False
 
 
 class _Trainer(_Open):
@@ -87,7 +90,6 @@ class _Trainer(_Open):
 
 class _Run(_Open):
     seed: int | None = None
-    nonfinite_loss: Literal["stop", "skip"] = "stop"
     data: _Data | None = None
     model: _Model | None = None
     trainer: _Trainer | None = None
