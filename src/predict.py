@@ -47,7 +47,7 @@ def predict(cfg: DictConfig) -> Path:
     inputs, names = read_inputs(input_path, module.spec)
     outputs = run_model(module, datamodule.preprocess(inputs), cfg.data.batch_size)
     predictions = module.predictions(outputs)
-    probabilities = class_probabilities(outputs) if module.spec.task == "classification" else None
+    probabilities = module.probabilities(outputs) if module.spec.task == "classification" else None
     with atomic_output(output) as temporary, open(temporary, "w", newline="") as file:
         csv.writer(file).writerows(prediction_table(names, predictions, probabilities))
     print_summary(predictions, probabilities is not None, input_path, output)
@@ -75,17 +75,6 @@ def run_model(module: "TaskModule", inputs: "Tensor", batch_size: int) -> "Tenso
 
     with torch.inference_mode():
         return torch.cat([module(batch) for batch in inputs.split(batch_size)])
-
-
-def class_probabilities(outputs: "Tensor") -> "Tensor":
-    """Softmax over class logits; for one logit (logistic regression), [1 - p, p] with
-    p = sigmoid(logit)."""
-    import torch
-
-    if outputs.shape[-1] == 1:
-        positive = torch.sigmoid(outputs)
-        return torch.cat([1 - positive, positive], dim=-1)
-    return outputs.softmax(dim=-1)
 
 
 def prediction_table(

@@ -1,5 +1,6 @@
 """Classification: cross-entropy over class logits, or binary cross-entropy over one logit."""
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import MetricCollection
@@ -23,3 +24,10 @@ class ClassificationModule(TaskModule):
         if outputs.shape[-1] == 1:
             return (outputs.squeeze(-1) > 0).long()
         return outputs.argmax(-1)
+
+    def probabilities(self, outputs: Tensor) -> Tensor:
+        """Each class's probability: softmax over logits; [1 - p, p], p = sigmoid, for one logit."""
+        if outputs.shape[-1] == 1:
+            positive = torch.sigmoid(outputs)
+            return torch.cat([1 - positive, positive], dim=-1)
+        return outputs.softmax(dim=-1)

@@ -1,0 +1,316 @@
+"""The template's speed against plain PyTorch, measured side by side in one process.
+
+python scripts/benchmark.py --data-dir ../shared/data                # all sections
+python scripts/benchmark.py --data-dir ../shared/data --sections training --cases mnist_cnn
+
+Sections (results printed and written to benchmarks/benchmark.{md,csv}):
+- training: per case, the template (Trainer + datamodule + module, with the default callbacks,
+  progress bar and CSV logger) and a plain PyTorch loop of the same network, data, batch size,
+  optimizer and seed, interleaved `--repeats` times. Both fit the same epochs (training and one
+  validation pass per epoch); samples/s of fitting, the time ratio template/plain, and the test
+  accuracy (or MSE) each reached.
+- data: one MNIST training epoch of batches from the in-memory loader, from the seeds'
+  torchvision Dataset + DataLoader, and from slicing one preloaded tensor.
+- logging: one epoch of the seed CNN on MNIST with each logger setting, interleaved.
+- accuracy: `experiment=mnist_cnn_fast` through the template: seconds of training, test accuracy.
+- startup: seconds from command to a config error, to a composed config (without torch), and to
+  the end of the first training step of the default run.
+"""
+
+import argparse
+import csv
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from hydra import initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from src.train import train  # noqa: E402
+from src.utils.config import CONFIG_DIR, compose_run, register_resolvers  # noqa: E402
+
+# name: (overrides, epochs, training batches per epoch or None for all)
+CASES = {
+    "points_mlp": (["data=points", "model=mlp"], 10, None),
+    "mnist_cnn": (["experiment=mnist_cnn"], 1, None),
+    "mnist_lstm": (["experiment=mnist_lstm"], 1, None),
+    "sine_rnn": (["experiment=sine_rnn"], 5, None),
+    "fake_images_vgg16": (["data=fake_images", "model=vgg"], 1, 5),
+}
+LOGGING = {
+    "none": ["logger=none"],
+    "csv + tensorboard": ["logger=[csv,tensorboard]"],
+    "many (csv, tensorboard, wandb offline)": ["logger=many"],
+}
+Row = dict[str, str | float]
+
+
+def compose(overrides: list[str], output_dir: Path) -> DictConfig:
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose_run(overrides, output_dir, "train")
+
+
+def case_overrides(name: str, data_dir: str) -> tuple[list[str], int, int | None]:
+    overrides, epochs, batches = CASES[name]
+    overrides = [*overrides, f"trainer.max_epochs={epochs}", "extras.print_config=false"]
+    if "mnist" in name:
+        overrides.append(f"data.data_dir={data_dir}")
+    if batches:
+        overrides += [f"+trainer.limit_train_batches={batches}", "+trainer.limit_val_batches=2"]
+    return overrides, epochs, batches
+
+
+def template_run(overrides: list[str], workdir: Path) -> tuple[float, dict[str, float]]:
+    """Fit and test through the template; the Timer's fitting seconds and the final metrics."""
+    output_dir = Path(tempfile.mkdtemp(dir=workdir))
+    metrics = train(compose(overrides, output_dir))
+    return metrics["time/train_s"], metrics
+
+
+def plain_run(overrides: list[str], workdir: Path, epochs: int, batches: int | None) -> tuple:
+    """The seeds' hand-written loop over the same preloaded tensors, network and optimizer:
+    seconds of fitting (training plus one validation pass per epoch) and the test metric."""
+    cfg = compose(overrides, workdir)
+    torch.manual_seed(cfg.seed)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    spec = datamodule.spec
+    net = instantiate(cfg.model.net, input_shape=spec.input_shape, num_outputs=spec.num_outputs)
+    optimizer = instantiate(cfg.model.optimizer, params=net.parameters())
+    classify = spec.task == "classification"
+    loss_fn = F.cross_entropy if classify else F.mse_loss
+    augment = datamodule.batch_transform("train")
+    clip = cfg.trainer.get("gradient_clip_val")
+    inputs, targets = datamodule.splits["train"]
+    generator = torch.Generator().manual_seed(cfg.seed)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        net.train()
+        order = torch.randperm(len(inputs), generator=generator).split(cfg.data.batch_size)
+        for index in order[:batches]:
+            x, y = inputs[index], targets[index]
+            if augment:
+                x, y = augment((x, y))
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+            optimizer.step()
+        evaluate(
+            net, datamodule.splits["val"], cfg.data.batch_size, classify, 2 if batches else None
+        )
+    seconds = time.perf_counter() - start
+    return seconds, evaluate(net, datamodule.splits["test"], cfg.data.batch_size, classify)
+
+
+def evaluate(net, split, batch_size: int, classify: bool, batches: int | None = None) -> float:
+    """Accuracy (classification) or MSE of `net` on a split, batch by batch."""
+    net.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        pairs = zip(split[0].split(batch_size), split[1].split(batch_size), strict=True)
+        for x, y in list(pairs)[:batches]:
+            outputs = net(x)
+            if classify:
+                total += (outputs.argmax(-1) == y).sum().item()
+            else:
+                total += F.mse_loss(outputs, y, reduction="sum").item() / y[0].numel()
+            count += len(y)
+    return total / count
+
+
+def training(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    rows = []
+    for name in args.cases:
+        overrides, epochs, batches = case_overrides(name, args.data_dir)
+        cfg = compose(overrides, workdir)
+        num_train = _train_samples(cfg, epochs, batches)
+        times: dict[str, list[float]] = {"template": [], "plain": []}
+        for _ in range(args.repeats):
+            seconds, plain_metric = plain_run(overrides, workdir, epochs, batches)
+            times["plain"].append(seconds)
+            seconds, metrics = template_run(overrides, workdir)
+            times["template"].append(seconds)
+        metric = "test/acc" if "test/acc" in metrics else "test/mse"
+        template_s, plain_s = (statistics.median(times[k]) for k in ("template", "plain"))
+        rows.append(
+            {
+                "case": name,
+                "template samples/s": num_train / template_s,
+                "plain samples/s": num_train / plain_s,
+                "template / plain time": template_s / plain_s,
+                f"template {metric}": metrics[metric],
+                f"plain {metric}": plain_metric,
+                "template s": template_s,
+                "plain s": plain_s,
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _train_samples(cfg: DictConfig, epochs: int, batches: int | None) -> int:
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    per_epoch = len(datamodule.splits["train"][0])
+    return epochs * (min(per_epoch, batches * cfg.data.batch_size) if batches else per_epoch)
+
+
+def data_path(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    """Batches of one MNIST training epoch (batch 64) through each path."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    from src.data.mnist import MNISTDataModule
+
+    datamodule = MNISTDataModule(data_dir=args.data_dir, batch_size=64)
+    datamodule.setup("fit")
+    inputs, targets = datamodule.splits["train"]
+    normalise = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
+    )
+    seeds_dataset = datasets.MNIST(args.data_dir, train=True, transform=normalise)
+
+    def in_memory() -> int:
+        return sum(len(x) for x, _ in datamodule.train_dataloader())
+
+    def dataloader() -> int:
+        return sum(len(x) for x, _ in DataLoader(seeds_dataset, batch_size=64, shuffle=True))
+
+    def slicing() -> int:
+        for index in torch.randperm(len(inputs)).split(64):
+            _ = inputs[index], targets[index]
+        return len(inputs)
+
+    paths = {
+        "in-memory loader": in_memory,
+        "torchvision DataLoader": dataloader,
+        "tensor slicing": slicing,
+    }
+    rates = {name: _best_rate(fn, args.repeats) for name, fn in paths.items()}
+    return [
+        {"path": name, "samples/s": rate, "vs slicing": rates["tensor slicing"] / rate}
+        for name, rate in rates.items()
+    ]
+
+
+def _best_rate(count_samples: Callable[[], int], repeats: int) -> float:
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        samples = count_samples()
+        best = max(best, samples / (time.perf_counter() - start))
+    return best
+
+
+def logging_overhead(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    overrides, _, _ = case_overrides("mnist_cnn", args.data_dir)
+    times: dict[str, list[float]] = {name: [] for name in LOGGING}
+    for _ in range(args.repeats):
+        for name, logger in LOGGING.items():
+            times[name].append(template_run([*overrides, *logger], workdir)[0])
+    base = statistics.median(times["none"])
+    return [
+        {"loggers": name, "epoch s": statistics.median(t), "vs none": statistics.median(t) / base}
+        for name, t in times.items()
+    ]
+
+
+def accuracy(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    """The template's fastest recipe to 98% MNIST test accuracy on a CPU."""
+    overrides = ["experiment=mnist_cnn_fast", f"data.data_dir={args.data_dir}"]
+    seconds, metrics = template_run([*overrides, "extras.print_config=false"], workdir)
+    return [{"recipe": overrides[0], "train s": seconds, "test/acc": metrics["test/acc"]}]
+
+
+def startup(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    """Wall seconds of whole commands, from start to exit."""
+    compose_only = (
+        "import sys, time; start = time.perf_counter(); "
+        "from hydra import compose, initialize_config_dir; "
+        "from src.utils.config import CONFIG_DIR, register_resolvers; register_resolvers(); "
+        "initialize_config_dir(str(CONFIG_DIR), version_base='1.3'); compose('train'); "
+        "assert 'torch' not in sys.modules; print(time.perf_counter() - start)"
+    )
+    train = [sys.executable, "src/train.py", f"hydra.run.dir={workdir}/startup"]
+    commands = {
+        "error: model=nope": [*train, "model=nope"],
+        "error: trainer.max_epochs=abc": [*train, "trainer.max_epochs=abc"],
+        "compose train.yaml, no torch (python -c)": [sys.executable, "-c", compose_only],
+        "default run to its first training step": [*train, "+trainer.max_steps=1", "test=false"],
+    }
+    rows = []
+    for name, command in commands.items():
+        seconds = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+            seconds.append(time.perf_counter() - start)
+        row: Row = {"command": name, "seconds": min(seconds), "exit code": result.returncode}
+        if "compose" in name:
+            row["in-process compose s"] = float(result.stdout.strip().splitlines()[-1])
+        rows.append(row)
+    return rows
+
+
+SECTIONS = {
+    "training": training,
+    "data": data_path,
+    "logging": logging_overhead,
+    "accuracy": accuracy,
+    "startup": startup,
+}
+
+
+def write(results: dict[str, list[Row]], out: Path) -> None:
+    """Each section as a Markdown table (benchmark.md) and CSV rows (benchmark.csv)."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Benchmark ({torch.__version__}, {torch.get_num_threads()} threads)", ""]
+    with open(out / "benchmark.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        for section, rows in results.items():
+            names = list(dict.fromkeys(k for row in rows for k in row))
+            lines += [f"## {section}", "", "| " + " | ".join(names) + " |"]
+            lines.append("|" + "---|" * len(names))
+            for row in rows:
+                cells = [_cell(row.get(name, "")) for name in names]
+                lines.append("| " + " | ".join(cells) + " |")
+                writer.writerow([section, *(f"{name}={row.get(name, '')}" for name in names)])
+            lines.append("")
+    (out / "benchmark.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def _cell(value: str | float) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(PROJECT_ROOT.parent / "shared" / "data"))
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks")
+    args = parser.parse_args()
+    if not (Path(args.data_dir) / "MNIST" / "raw").is_dir():
+        parser.error(f"--data-dir {args.data_dir} has no MNIST/raw/: point it at MNIST's parent")
+    register_resolvers()
+    with tempfile.TemporaryDirectory() as workdir:
+        results = {name: SECTIONS[name](args, Path(workdir)) for name in args.sections}
+    write(results, args.out)
+
+
+if __name__ == "__main__":
+    main()
