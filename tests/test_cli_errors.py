@@ -6,6 +6,7 @@ from tests.conftest import run_script
 
 CASES = {
     "unknown option": (["model=nope"], "Available options in 'model'"),
+    "unknown optimizer": (["model/optimizer=nope"], "Available options in 'model/optimizer'"),
     "typo'd key": (["trainer.max_epocs=3"], "+trainer.max_epocs=3"),
     "zero batch size": (["data.batch_size=0"], "data.batch_size=0 is invalid"),
     "negative lr": (["model.optimizer.lr=-0.1"], "model.optimizer.lr=-0.1 is invalid"),

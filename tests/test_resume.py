@@ -78,11 +78,15 @@ def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(uninterrupted,
     assert max_difference(final_weights(run_dir), uninterrupted) <= 1e-6
 
 
-def test_sigterm_checkpoints_exits_nonzero_and_resume_continues_it(uninterrupted, tmp_path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_stop_signals_checkpoint_exit_nonzero_and_resume_continues(
+    uninterrupted, tmp_path, signum: int
+) -> None:
     run_dir = tmp_path / "run"
-    stopped = interrupt(run_dir, signal.SIGTERM, "logger=wandb")
+    stopped = interrupt(run_dir, signum, "logger=wandb")
     assert stopped.returncode == 1
-    assert f"resume={run_dir}" in stopped.stderr
+    if signum == signal.SIGTERM:
+        assert f"resume={run_dir}" in stopped.stderr
     assert (run_dir / "checkpoints" / "on_exception.ckpt").is_file()
     resumed = run_script("train", f"resume={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
