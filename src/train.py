@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, test the best checkpoint, print a summary; return the final metrics."""
+    """Fit, test the best checkpoint, print the final metrics, log them with the config and save
+    them as `metrics.json` in the run directory; return them."""
     validate(cfg)
     ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
     # Heavy imports come after the config checks, so a bad value fails in about a second.
