@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.utils.checkpoints import expand_resume, resolve_checkpoint
 from src.utils.config import register_resolvers, validate
+from src.utils.launch import requeued_checkpoint
 from src.utils.sweeps import ERROR_FILE, METRICS_FILE, write_json
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test the best checkpoint, print the final metrics, log them with the config and save
     them as `metrics.json` in the run directory; return them."""
     validate(cfg)
-    ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
+    run_dir = Path(cfg.paths.output_dir)
+    ckpt_path = resolve_checkpoint(requeued_checkpoint(cfg.get("ckpt_path"), run_dir), run_dir)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from hydra.utils import instantiate
     from lightning.pytorch.utilities import rank_zero_only

@@ -123,7 +123,7 @@ def test_image_model_on_points_fails_at_start_up(make_cfg) -> None:
     assert "model=cnn cannot train on data=points" in message
     assert "CNN needs image (C, H, W) input" in message
     assert "models that take data=points: logreg, mlp;" in message
-    assert "data that model=cnn takes: cifar, mnist." in message
+    assert "data that model=cnn takes: cifar, fake_images, mnist." in message
 
 
 def test_figures_are_saved_and_valid_pngs(make_cfg, mnist_dir, tmp_path) -> None:

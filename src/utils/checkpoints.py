@@ -34,9 +34,11 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
 
 
 def latest_checkpoint(run_dir: Path) -> Path:
-    """The newest of the run's `checkpoints/last.ckpt` and `checkpoints/on_exception.ckpt`
-    (`last.ckpt`, maybe missing, when it has neither)."""
+    """The newest of the run's `checkpoints/last.ckpt`, `checkpoints/on_exception.ckpt` and
+    `hpc_ckpt_<n>.ckpt` (Lightning's, on SLURM's requeue signal) (`last.ckpt`, maybe missing, when
+    it has none)."""
     paths = [run_dir / "checkpoints" / name for name in RESUMABLE]
+    paths += sorted(run_dir.glob("hpc_ckpt_*.ckpt"))
     return max((p for p in paths if p.is_file()), key=lambda p: p.stat().st_mtime, default=paths[0])
 
 

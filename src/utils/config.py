@@ -49,14 +49,18 @@ def sweep_name() -> str | None:
 
 
 def register_resolvers() -> None:
-    """`${project_root:}`, `${run_id:}` (a short random suffix), `${wandb_offline:}` and
-    `${sweep_name:}`."""
+    """`${project_root:}`, `${run_id:}` (a short random suffix), `${wandb_offline:}`,
+    `${sweep_name:}`, and `${run_name:}` and `${job_devices:}` (`src/utils/launch.py`)."""
+    from src.utils.launch import job_devices, run_name  # it imports this module
+
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
     OmegaConf.register_new_resolver(
         "run_id", lambda: secrets.token_hex(3), use_cache=True, replace=True
     )
     OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
+    OmegaConf.register_new_resolver("run_name", run_name, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("job_devices", job_devices, replace=True)
 
 
 class _Open(BaseModel):

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from src.utils.console import print_config_tree, route_lightning_logs
+from src.utils.launch import relaunch_ddp_ranks_as_this_job
 from src.utils.provenance import git_state
 
 
@@ -31,6 +32,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if not loggers:  # the LR monitor refuses to start without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    relaunch_ddp_ranks_as_this_job()  # DDP ranks Lightning starts run this job, not the sweep
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 

@@ -103,7 +103,7 @@ class SweepSummary(Callback):
             console.print(self._seeds_table(groups))
         failed = [row for row in rows if row["status"] != "ok"]
         for row in failed:
-            console.print(f"Job {row['job']} failed: {row['error'] or 'no result'}")
+            console.print(f"Job {row['job']} failed: {row['error'] or 'no result'}", markup=False)
         console.print(f"Jobs in {sweep_dir}/<job>; summary: {sweep_dir / 'summary.csv'}")
         if failed:
             jobs = ", ".join(row["job"] for row in failed)

@@ -1,0 +1,157 @@
+"""Where a run writes and which devices it takes when it runs in parallel: joblib, DDP, SLURM.
+
+- `${run_name:<trainer option>}` names run directories: `slurm-<job id>` for `trainer=slurm` in
+  a SLURM job, so all its tasks and the job again after a requeue share one directory.
+- `${job_devices:<accelerator>}` gives each worker of a joblib multirun a GPU of its own.
+- `relaunch_ddp_ranks_as_this_job` makes the DDP ranks Lightning starts run this Hydra job.
+- `EndDistributedJob` lets the next job of a multirun start DDP afresh in the same process.
+- `requeued_checkpoint` makes a requeued SLURM job continue from its run directory.
+"""
+
+import fcntl
+import logging
+import os
+import secrets
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from src.utils.checkpoints import latest_checkpoint
+from src.utils.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+# GPU and lock file descriptor this process holds, per sweep directory
+_WORKER_GPUS: dict[Path, tuple[int, int]] = {}
+# what Lightning sets in its own environment when it starts the DDP ranks of a job
+_RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def run_name(trainer: str | None = None) -> str:
+    """A new run directory's name: `slurm-<job id>` for `trainer=slurm` inside a SLURM job, else
+    `<date>_<time>_<random suffix>`."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if trainer == "slurm" and job_id:
+        return f"slurm-{job_id}"
+    return f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
+
+
+def job_devices(accelerator: str = "auto") -> int | list[int]:
+    """One device: in a joblib multirun on a CUDA machine `[gpu]`, the GPU this worker process
+    keeps for the sweep (`worker_gpu`), so parallel jobs train on different GPUs."""
+    if accelerator not in ("auto", "gpu", "cuda") or not _in_joblib_sweep():
+        return 1
+    import torch
+
+    if not (count := torch.cuda.device_count()):
+        return 1
+    hydra_cfg = HydraConfig.get()
+    return [worker_gpu(Path(hydra_cfg.sweep.dir), count, hydra_cfg.job.num)]
+
+
+def worker_gpu(lock_dir: Path, count: int, job_num: int) -> int:
+    """The first of `count` GPUs that no other process has locked (`<lock_dir>/.gpu<n>.lock`),
+    kept until this process exits: joblib runs job after job in the same worker processes. With
+    more workers than GPUs, GPU `job_num % count`, shared."""
+    if lock_dir not in _WORKER_GPUS:
+        for gpu in range(count):
+            fd = os.open(lock_dir / f".gpu{gpu}.lock", os.O_CREAT | os.O_WRONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            _WORKER_GPUS[lock_dir] = gpu, fd
+            break
+        else:
+            log.warning(f"More parallel jobs than the {count} GPUs: job {job_num} shares a GPU")
+            return job_num % count
+    return _WORKER_GPUS[lock_dir][0]
+
+
+def _in_joblib_sweep() -> bool:
+    if not HydraConfig.initialized():
+        return False
+    hydra_cfg = HydraConfig.get()
+    return hydra_cfg.mode == RunMode.MULTIRUN and "Joblib" in hydra_cfg.launcher._target_
+
+
+def ddp_rank_command(local_rank: int) -> tuple[list[str], str]:
+    """The command that starts DDP rank `local_rank` of this Hydra job, and its directory: this
+    script with this job's config flags and overrides, in this job's directory, saving no config.
+
+    Lightning's own repeats the command line, which in a multirun re-runs the whole sweep in
+    every rank and in another sweep directory.
+    """
+    from hydra._internal.utils import get_args_parser
+    from hydra.utils import get_original_cwd, to_absolute_path
+
+    import __main__
+
+    if _in_joblib_sweep():
+        raise ConfigError(
+            "trainer.strategy=ddp re-runs the script for each device, which joblib workers "
+            "cannot: run DDP sweeps without hydra/launcher=joblib, or with hydra/launcher=slurm"
+        )
+    hydra_cfg = HydraConfig.get()
+    if __main__.__spec__ is None:
+        script = [sys.executable, to_absolute_path(sys.argv[0])]
+    else:
+        script = [sys.executable, "-m", __main__.__spec__.name]
+    args = get_args_parser().parse_args(sys.argv[1:])
+    flags = [
+        f"--{name.replace('_', '-')}={value}"
+        for name in ("config_path", "config_name", "config_dir")
+        if (value := getattr(args, name))
+    ]
+    hydra_overrides = [o for o in hydra_cfg.overrides.hydra if not o.startswith("hydra.mode=")]
+    command = [
+        *script,
+        *flags,
+        *hydra_cfg.overrides.task,
+        *hydra_overrides,
+        f'hydra.run.dir="{hydra_cfg.runtime.output_dir}"',
+        f"hydra.job.name=train_ddp_process_{local_rank}",
+        "hydra.output_subdir=null",
+    ]
+    return command, get_original_cwd()
+
+
+def relaunch_ddp_ranks_as_this_job() -> None:
+    """Have Lightning start the DDP ranks it launches itself with `ddp_rank_command`."""
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    subprocess_script._hydra_subprocess_cmd = ddp_rank_command
+
+
+class EndDistributedJob(Callback):
+    """Hydra callback: after each job, end its process group and restore the rendezvous variables
+    Lightning set when it started DDP ranks; else the next job of a multirun in this process
+    would take them as ranks started for it, and wait for ranks that have exited."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.environ = {name: os.environ.get(name) for name in _RENDEZVOUS}
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        distributed = sys.modules.get("torch.distributed")  # never imported by a failed config
+        if distributed and distributed.is_available() and distributed.is_initialized():
+            distributed.destroy_process_group()
+        for name, value in self.environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def requeued_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
+    """`last` in a SLURM job that was requeued (preempted, or out of time) and whose run directory
+    holds a checkpoint to continue from; else `ckpt_path`."""
+    if int(os.environ.get("SLURM_RESTART_COUNT", "0")) and latest_checkpoint(run_dir).is_file():
+        return "last"
+    return ckpt_path
