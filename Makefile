@@ -18,10 +18,10 @@ train: install  ## the embedded default run: points + MLP, seconds on a CPU
 	$(PY) src/train.py $(ARGS)
 
 test: install  ## the fast test suite (pytest exit code 5, "no tests collected", counts as success)
-	$(PY) -m pytest $(ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -n 2 $(ARGS) || [ $$? -eq 5 ]
 
 test-all: install  ## every test, slow ones included
-	$(PY) -m pytest -m "" $(ARGS)
+	$(PY) -m pytest -n 2 -m "" $(ARGS)
 
 lint: install
 	$(VENV)/bin/pre-commit run --all-files

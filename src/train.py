@@ -5,16 +5,12 @@ python src/train.py model=logreg model/optimizer=sgd
 python src/train.py resume=logs/train/runs/<run>  # continue a run where it stopped
 """
 
-import logging
-import math
 import sys
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.checkpoints import expand_resume, resolve_checkpoint
@@ -26,7 +22,6 @@ if TYPE_CHECKING:
     import lightning as L
 
 register_resolvers()
-log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -96,18 +91,14 @@ def fit_and_test(
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns `cfg.optimized_metric` for sweepers that optimise it.
 
-    A failing job writes its traceback to `error.txt` in its run directory. In a multirun it
-    then returns NaN instead of raising, so the other jobs still run; the sweep summary marks
-    it failed and the sweep exits non-zero.
+    A failing job writes its traceback to `error.txt` in its run directory, for the sweep
+    summary, and raises: Hydra's launchers run a sweep's other jobs, then exit non-zero.
     """
     try:
         metrics = train(cfg)
     except Exception:
         (Path(cfg.paths.output_dir) / ERROR_FILE).write_text(traceback.format_exc())
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            raise
-        log.exception("This job failed; the sweep goes on")
-        return math.nan
+        raise
     return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
 
 

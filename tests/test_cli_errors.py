@@ -15,7 +15,7 @@ CASES = {
     "missing checkpoint": (["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt: no checkpoint"),
     "incompatible pair": (
         ["model=logreg", "data.means=[[0,0],[3,3],[-3,-3]]"],
-        "model=logreg cannot train on data=points",
+        "points: mlp; data that model=logreg takes: points.",  # and the alternatives
     ),
 }
 
@@ -26,13 +26,6 @@ def test_bad_input_fails_with_a_clear_message(args: list[str], message: str, tmp
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
     assert not (tmp_path / "checkpoints").exists()
-
-
-def test_incompatible_pair_names_the_alternatives(tmp_path) -> None:
-    args = ["model=logreg", "data.means=[[0,0],[3,3],[-3,-3]]", f"hydra.run.dir={tmp_path}"]
-    output = run_script("train", *args, timeout=120).stderr
-    assert "models that take data=points: mlp;" in output
-    assert "data that model=logreg takes: points." in output
 
 
 def test_eval_requires_a_checkpoint(tmp_path) -> None:

@@ -86,7 +86,7 @@ def _get_json(url: str, path: str, body: dict | None = None, quiet: bool = False
 
 def test_tensorboard_serves_losses_metrics_lr_and_throughput(tensorboard, logged_run) -> None:
     tags = _get_json(tensorboard, "/data/plugin/scalars/tags")["."]
-    expected = {"train/loss_step", "train/loss_epoch", "train/acc_step", "train/acc_epoch"}
+    expected = {"train/loss_step", "train/loss", "train/acc_step", "train/acc"}
     expected |= {"val/loss", "val/acc", "test/loss", "test/acc", "lr-Adam"}
     assert expected | {"train/device/samples_per_sec"} <= tags.keys()
     test_acc = _get_json(tensorboard, "/data/plugin/scalars/scalars?run=.&tag=test/acc")

@@ -16,6 +16,7 @@ from tests.conftest import run_script
 from tests.test_eval import trained_run
 
 NETWORKS = {"cnn": "mnist", "vgg": "cifar", "resnet18": "cifar", "mlp": "points", "rnn": "sine"}
+SLOW_ONNX = ("vgg", "resnet18", "rnn")  # 6-16 s each through the dynamo exporter
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +24,20 @@ def points_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return trained_run(tmp_path_factory.mktemp("export_run") / "run")
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-@pytest.mark.parametrize(("model", "data"), NETWORKS.items(), ids=NETWORKS.keys())
+@pytest.mark.parametrize(
+    ("model", "data", "fmt"),
+    [
+        pytest.param(
+            model,
+            data,
+            fmt,
+            id=f"{model}-{fmt}",
+            marks=pytest.mark.slow if fmt == "onnx" and model in SLOW_ONNX else (),
+        )
+        for model, data in NETWORKS.items()
+        for fmt in ("onnx", "torchscript")
+    ],
+)
 def test_exported_network_matches_pytorch_on_real_inputs(
     make_cfg, request, tmp_path: Path, model: str, data: str, fmt: str
 ) -> None:

@@ -130,6 +130,7 @@ def test_sampler_seed_repeats_the_params(searched: Path, tmp_path: Path) -> None
     assert job_overrides(tmp_path) == job_overrides(searched)[:2]
 
 
+@pytest.mark.slow
 def test_a_stored_study_resumes_and_reruns_a_trial_left_running(tmp_path: Path) -> None:
     args = (f"hydra.sweeper.storage='{storage(tmp_path)}'", "hydra.sweeper.sampler=random")
     code, stderr = sweep(tmp_path / "first", *args, "hydra.sweeper.n_trials=2")
@@ -157,6 +158,7 @@ def test_failed_trials_are_recorded_and_the_sweep_exits_non_zero(tmp_path: Path)
     assert (tmp_path / "optimization_results.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_pruning_reports_every_epoch_and_prunes_bad_trials(tmp_path: Path) -> None:
     pytest.importorskip("optuna_integration")
     pruner = "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:1}"

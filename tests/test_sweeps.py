@@ -1,19 +1,25 @@
-"""Multirun sweeps: every job runs, failures are reported, and a summary ranks the jobs."""
+"""Multirun sweeps: every job runs, failures are recorded, and a summary ranks the jobs."""
 
 import csv
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
+from src.utils.sweeps import SweepSummary
 from tests.conftest import run_script
 
 QUICK = ["trainer.max_epochs=1", "logger=none", "extras.print_config=false"]
 
 
-def test_grid_with_a_failing_configuration_summarises_every_job(tmp_path: Path) -> None:
+def test_grid_with_a_failing_configuration_runs_and_summarises_every_job(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
     # lr=1e30 makes the loss NaN: both of its seeds fail, the other two jobs still run
     grid = ["-m", "seed=0,1", "model.optimizer.lr=1e-2,1e30", f"hydra.sweep.dir={tmp_path}"]
     result = run_script("train", *grid, *QUICK)
     assert result.returncode == 1
-    assert "2 of 4 jobs failed" in result.stderr
+    assert "FloatingPointError: train/loss is nan" in result.stderr
+    assert "Job 1 failed; the sweep goes on" in result.stdout + result.stderr
     with open(tmp_path / "summary.csv") as file:
         rows = list(csv.DictReader(file))
     assert [row["status"] for row in rows] == ["ok", "ok", "failed", "failed"]
@@ -21,5 +27,11 @@ def test_grid_with_a_failing_configuration_summarises_every_job(tmp_path: Path) 
     assert all("lr=0.01" in row["overrides"] for row in rows[:2])
     assert all("train/loss is nan" in row["error"] for row in rows[2:])
     assert all(Path(row["run_dir"], "metrics.json").is_file() for row in rows[:2])
-    assert "Across seeds: mean +- std" in result.stdout
-    assert "model.optimizer.lr=0.01" in result.stdout.split("Across seeds")[1]
+
+    monkeypatch.setenv("COLUMNS", "200")  # the printed table, unwrapped
+    SweepSummary("val/loss").on_multirun_end(
+        OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    )
+    printed = capsys.readouterr().out
+    assert "Across seeds: mean +- std" in printed
+    assert "model.optimizer.lr=0.01" in printed.split("Across seeds")[1]

@@ -49,7 +49,9 @@ def test_run_directory_holds_config_checkpoints_metrics_and_provenance(default_r
         assert (default_run / name).is_file(), name
     assert (default_run / "checkpoints" / "last.ckpt").is_file()
     assert len(list((default_run / "checkpoints").glob("epoch_*.ckpt"))) == 1
-    assert {"train/loss_epoch", "val/acc", "test/acc"} <= read_metrics(default_run).keys()
+    assert {"train/loss", "train/loss_step", "val/acc", "test/acc"} <= read_metrics(
+        default_run
+    ).keys()
     provenance = (default_run / "provenance.yaml").read_text()
     assert "src/train.py" in provenance and "git_commit:" in provenance
     assert "git_dirty:" in provenance

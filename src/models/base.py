@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 
 from src.data.spec import DataSpec
 from src.utils.rng import rng_states, set_rng_states
@@ -70,6 +70,7 @@ class TaskModule(L.LightningModule, ABC):
         self.metrics = nn.ModuleDict(
             {f"{stage}_metrics": self.make_metrics().clone(prefix=f"{stage}/") for stage in STAGES}
         )
+        self.mean_losses = nn.ModuleDict({f"{stage}_loss": MeanMetric() for stage in STAGES})
         self.example_input_array = torch.zeros(1, *self.spec.input_shape)
 
     @abstractmethod
@@ -100,8 +101,10 @@ class TaskModule(L.LightningModule, ABC):
         return self._step(batch, "test")
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> dict[str, Tensor] | None:
-        """Loss and metrics of one batch, logged; returns the loss and, for callbacks (figures),
-        the predictions (None: a training batch skipped for its non-finite loss)."""
+        """Loss and metrics of one batch, accumulated for the epoch (every
+        `trainer.log_every_n_steps` training steps also log their own values as
+        `train/<name>_step`); returns the loss and, for callbacks (figures), the predictions
+        (None: a training batch skipped for its non-finite loss)."""
         inputs, targets = batch
         outputs = self(inputs)
         loss = self.loss(outputs, targets)
@@ -109,15 +112,37 @@ class TaskModule(L.LightningModule, ABC):
             return self._nonfinite(loss)
         metrics = self.metrics[f"{stage}_metrics"]
         predictions = self.predictions(outputs.detach())
-        is_train = stage == "train"
-        if is_train:  # forward: also the batch's value, for per-step curves
-            metrics(predictions.flatten(), targets.flatten())  # per-step outputs too
+        self.mean_losses[f"{stage}_loss"].update(loss.detach(), weight=len(inputs))
+        flat = predictions.flatten(), targets.flatten()  # per-step outputs count step by step
+        if stage == "train" and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            # the metrics' forward also gives the batch's own values
+            values = {"train/loss": loss.detach()} | metrics(*flat)
+            self.log_dict({f"{name}_step": value for name, value in values.items()}, prog_bar=True)
         else:
-            metrics.update(predictions.flatten(), targets.flatten())
-        log = {"on_step": is_train, "on_epoch": True, "prog_bar": True, "batch_size": len(inputs)}
-        self.log(f"{stage}/loss", loss, sync_dist=not is_train, **log)
-        self.log_dict(metrics, **log)
+            metrics.update(*flat)
         return {"loss": loss, "predictions": predictions}
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def _log_epoch(self, stage: str) -> None:
+        """Log the stage's mean loss and metrics over the epoch (every rank's samples: the
+        torchmetrics synchronise), then start them afresh.
+
+        Computed here, and step values logged only when the loggers take them: each Lightning
+        `log` call costs about a millisecond on a CPU (it moves its result to the device).
+        """
+        metrics, loss = self.metrics[f"{stage}_metrics"], self.mean_losses[f"{stage}_loss"]
+        # values already agree across ranks; sync_dist only tells Lightning so
+        self.log_dict({f"{stage}/loss": loss.compute(), **metrics.compute()}, sync_dist=True)
+        metrics.reset()
+        loss.reset()
 
     def _nonfinite(self, loss: Tensor) -> None:
         """Skip the batch (None: Lightning makes no optimizer step) or stop the run."""

@@ -3,6 +3,7 @@
 import csv
 import fcntl
 import json
+import logging
 import math
 import os
 import statistics
@@ -10,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"  # a job's final metrics, written when it succeeds
 ERROR_FILE = "error.txt"  # a job's traceback, written when it fails
@@ -81,36 +85,37 @@ def seed_groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 class SweepSummary(Callback):
     """Hydra callback: after each multirun job, rewrite `<sweep dir>/summary.csv` from the job
-    directories (so it is current under parallel launchers and after a crash); at the end print
-    it best first by `metric` (`mode` min or max), with mean +- std over seeds when configurations
-    ran with several, and exit non-zero when a job failed.
+    directories (so it is current under parallel launchers, after a crash and when jobs fail),
+    and log a failed job's error; when the sweep ends, print the summary best first by `metric`
+    (`mode` min or max), with mean +- std over seeds when configurations ran with several.
+
+    Hydra's launchers run every job of a sweep even when some fail, then raise the first
+    failure (exit code 1) without calling `on_multirun_end`: summary.csv is the record then.
     """
 
     def __init__(self, metric: str, mode: str = "min") -> None:
         self.metric, self.mode = metric, mode
 
-    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if config.hydra.mode == RunMode.MULTIRUN:
-            self._write(Path(config.hydra.sweep.dir))
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        summary = self._write(Path(config.hydra.sweep.dir))
+        if job_return.status == JobStatus.FAILED:
+            log.error(f"Job {config.hydra.job.num} failed; the sweep goes on. Summary: {summary}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = self._write(sweep_dir)
+        self._write(sweep_dir)
+        rows = ranked(collect(sweep_dir), self.metric, self.mode)
         console = Console()
         console.print(self._jobs_table(rows))
         groups = seed_groups(rows)
         if any(len(group) > 1 for group in groups.values()):
             console.print(self._seeds_table(groups))
-        failed = [row for row in rows if row["status"] != "ok"]
-        for row in failed:
-            console.print(f"Job {row['job']} failed: {row['error'] or 'no result'}", markup=False)
         console.print(f"Jobs in {sweep_dir}/<job>; summary: {sweep_dir / 'summary.csv'}")
-        if failed:
-            jobs = ", ".join(row["job"] for row in failed)
-            raise SystemExit(f"{len(failed)} of {len(rows)} jobs failed: {jobs}")
 
-    def _write(self, sweep_dir: Path) -> list[dict[str, Any]]:
-        """Rewrite summary.csv under a lock (parallel jobs end at once); return its rows."""
+    def _write(self, sweep_dir: Path) -> Path:
+        """Rewrite summary.csv under a lock (parallel jobs end at once); return its path."""
         with open(sweep_dir / ".summary.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             rows = ranked(collect(sweep_dir), self.metric, self.mode)
@@ -125,7 +130,7 @@ class SweepSummary(Callback):
                     status = [row["status"], row["error"]]
                     writer.writerow([row["job"], overrides, *status, *values, row["run_dir"]])
             os.replace(temporary, sweep_dir / "summary.csv")
-        return rows
+        return sweep_dir / "summary.csv"
 
     def _columns(self, rows: list[dict[str, Any]]) -> list[str]:
         """The metric optimised, then the test metrics, then training time."""
