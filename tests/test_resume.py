@@ -103,6 +103,16 @@ def test_ctrl_c_checkpoints_exits_nonzero_and_the_run_resumes(tmp_path) -> None:
     assert last_checkpoint(run_dir)["epoch"] == 3
 
 
+def test_a_run_without_ckpt_path_starts_afresh_beside_old_checkpoints(make_cfg, tmp_path) -> None:
+    # Lightning's own on-exception callback would make this fit resume from the first run's
+    # last.ckpt (epoch 2 of 1: no training at all)
+    quiet = ["test=false", "extras.print_config=false", "callbacks.rich_progress_bar=null"]
+    train(make_cfg("trainer.max_epochs=2", *quiet))
+    assert last_checkpoint(tmp_path)["global_step"] == 2 * STEPS_PER_EPOCH
+    train(make_cfg("trainer.max_epochs=1", *quiet))
+    assert last_checkpoint(tmp_path)["global_step"] == STEPS_PER_EPOCH
+
+
 def test_resume_needs_a_run_directory(tmp_path) -> None:
     result = run_script("train", f"resume={tmp_path}")
     assert result.returncode == 1

@@ -1,6 +1,7 @@
 """What a run prints: the composed config as a tree, Lightning's logs, a final summary."""
 
 import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,11 +30,14 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
 
 def route_lightning_logs() -> None:
     """Send Lightning's log records only through Hydra's handlers (console and the run's log
-    file), not also through the console handler Lightning adds on import; drop its product tips."""
+    file), not also through the console handler Lightning adds on import; drop its product tips
+    and a deprecation notice about its own code (Lightning 2.6 builds the `LeafSpec` that torch
+    2.14 deprecates), which users can do nothing about."""
     logging.getLogger("lightning").handlers.clear()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: not record.getMessage().startswith("💡 Tip")
     )
+    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
 
 
 def print_summary(metrics: Mapping[str, float], best_checkpoint: str | None) -> None:
