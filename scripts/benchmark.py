@@ -5,10 +5,13 @@ python scripts/benchmark.py --data-dir ../shared/data --sections training --case
 
 Sections (results printed and written to benchmarks/benchmark.{md,csv}):
 - training: per case, the template (Trainer + datamodule + module, with the default callbacks,
-  progress bar and CSV logger) and a plain PyTorch loop of the same network, data, batch size,
-  optimizer and seed, interleaved `--repeats` times. Both fit the same epochs (training and one
-  validation pass per epoch); samples/s of fitting, the time ratio template/plain, and the test
-  accuracy (or MSE) each reached.
+  progress bar and CSV logger) and the seeds' plain PyTorch loop of the same network, data, batch
+  size, optimizer and seed, interleaved `--repeats` times. Both fit the same epochs (training and
+  one validation pass per epoch); samples/s of fitting, the time ratio template/plain, and the
+  test accuracy (or MSE) each reached. The plain loop runs twice: as the seeds wrote it, and with
+  the template's runtime options (channels-last convnets), whose gap to the template is the
+  framework's own cost per step. MNIST cases also run the seeds' torchvision Dataset +
+  DataLoader loop (all 60,000 training images, training only), compared in samples/s.
 - data: one MNIST training epoch of batches from the in-memory loader, from the seeds'
   torchvision Dataset + DataLoader, and from slicing one preloaded tensor.
 - logging: one epoch of the seed CNN on MNIST with each logger setting, interleaved.
@@ -77,15 +80,20 @@ def template_run(overrides: list[str], workdir: Path) -> tuple[float, dict[str, 
     return metrics["time/train_s"], metrics
 
 
-def plain_run(overrides: list[str], workdir: Path, epochs: int, batches: int | None) -> tuple:
-    """The seeds' hand-written loop over the same preloaded tensors, network and optimizer:
-    seconds of fitting (training plus one validation pass per epoch) and the test metric."""
+def plain_run(
+    overrides: list[str], workdir: Path, epochs: int, batches: int | None, options: bool
+) -> tuple[float, float]:
+    """The seeds' hand-written loop over the same preloaded tensors, network and optimizer (with
+    `options`, also the template's channels-last convnets): seconds of fitting (training plus one
+    validation pass per epoch) and the test metric."""
     cfg = compose(overrides, workdir)
     torch.manual_seed(cfg.seed)
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     spec = datamodule.spec
     net = instantiate(cfg.model.net, input_shape=spec.input_shape, num_outputs=spec.num_outputs)
+    memory_format = torch.channels_last if options and cfg.model.channels_last else None
+    net.to(memory_format=memory_format or torch.contiguous_format)
     optimizer = instantiate(cfg.model.optimizer, params=net.parameters())
     classify = spec.task == "classification"
     loss_fn = F.cross_entropy if classify else F.mse_loss
@@ -101,6 +109,8 @@ def plain_run(overrides: list[str], workdir: Path, epochs: int, batches: int | N
             x, y = inputs[index], targets[index]
             if augment:
                 x, y = augment((x, y))
+            if memory_format:
+                x = x.contiguous(memory_format=memory_format)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(net(x), y)
             loss.backward()
@@ -112,6 +122,36 @@ def plain_run(overrides: list[str], workdir: Path, epochs: int, batches: int | N
         )
     seconds = time.perf_counter() - start
     return seconds, evaluate(net, datamodule.splits["test"], cfg.data.batch_size, classify)
+
+
+def dataloader_run(overrides: list[str], workdir: Path, epochs: int, data_dir: str) -> float:
+    """The seeds' MNIST loop as written: torchvision's Dataset (per-sample ToTensor and
+    Normalize) through a shuffling DataLoader, all 60,000 training images; samples/s of
+    training."""
+    from torch.utils.data import DataLoader
+
+    cfg = compose(overrides, workdir)
+    torch.manual_seed(cfg.seed)
+    net = instantiate(cfg.model.net, input_shape=(1, 28, 28), num_outputs=10)
+    optimizer = instantiate(cfg.model.optimizer, params=net.parameters())
+    loader = DataLoader(seeds_mnist(data_dir), batch_size=cfg.data.batch_size, shuffle=True)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x), y).backward()
+            optimizer.step()
+    return epochs * len(loader.dataset) / (time.perf_counter() - start)
+
+
+def seeds_mnist(data_dir: str) -> "torch.utils.data.Dataset":
+    """MNIST's training set as the seeds load it: per-sample ToTensor and Normalize."""
+    from torchvision import datasets, transforms
+
+    normalise = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
+    )
+    return datasets.MNIST(data_dir, train=True, transform=normalise)
 
 
 def evaluate(net, split, batch_size: int, classify: bool, batches: int | None = None) -> float:
@@ -136,51 +176,66 @@ def training(args: argparse.Namespace, workdir: Path) -> list[Row]:
         overrides, epochs, batches = case_overrides(name, args.data_dir)
         cfg = compose(overrides, workdir)
         num_train = _train_samples(cfg, epochs, batches)
-        times: dict[str, list[float]] = {"template": [], "plain": []}
+        steps = _train_steps(cfg, epochs, batches)
+        times: dict[str, list[float]] = {"template": [], "plain": [], "plain + options": []}
+        dataloader_rates = []
         for _ in range(args.repeats):
-            seconds, plain_metric = plain_run(overrides, workdir, epochs, batches)
+            seconds, plain_metric = plain_run(overrides, workdir, epochs, batches, options=False)
             times["plain"].append(seconds)
+            times["plain + options"].append(
+                plain_run(overrides, workdir, epochs, batches, options=True)[0]
+            )
+            if "mnist" in name:
+                dataloader_rates.append(dataloader_run(overrides, workdir, epochs, args.data_dir))
             seconds, metrics = template_run(overrides, workdir)
             times["template"].append(seconds)
         metric = "test/acc" if "test/acc" in metrics else "test/mse"
-        template_s, plain_s = (statistics.median(times[k]) for k in ("template", "plain"))
-        rows.append(
-            {
-                "case": name,
-                "template samples/s": num_train / template_s,
-                "plain samples/s": num_train / plain_s,
-                "template / plain time": template_s / plain_s,
-                f"template {metric}": metrics[metric],
-                f"plain {metric}": plain_metric,
-                "template s": template_s,
-                "plain s": plain_s,
-            }
-        )
+        median = {key: statistics.median(values) for key, values in times.items()}
+        row: Row = {
+            "case": name,
+            "template samples/s": num_train / median["template"],
+            "plain samples/s": num_train / median["plain"],
+            "template / plain time": median["template"] / median["plain"],
+            "template / plain + options time": median["template"] / median["plain + options"],
+            "framework ms/step": 1000 * (median["template"] - median["plain + options"]) / steps,
+            f"template {metric}": metrics[metric],
+            f"plain {metric}": plain_metric,
+        }
+        if dataloader_rates:
+            rate = statistics.median(dataloader_rates)
+            row["DataLoader loop samples/s"] = rate
+            row["template vs DataLoader loop speed"] = row["template samples/s"] / rate
+        rows.append(row)
         print(rows[-1], flush=True)
     return rows
 
 
 def _train_samples(cfg: DictConfig, epochs: int, batches: int | None) -> int:
+    per_epoch = len(_train_split(cfg))
+    return epochs * (min(per_epoch, batches * cfg.data.batch_size) if batches else per_epoch)
+
+
+def _train_steps(cfg: DictConfig, epochs: int, batches: int | None) -> int:
+    per_epoch = -(-len(_train_split(cfg)) // cfg.data.batch_size)
+    return epochs * (min(per_epoch, batches) if batches else per_epoch)
+
+
+def _train_split(cfg: DictConfig) -> torch.Tensor:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
-    per_epoch = len(datamodule.splits["train"][0])
-    return epochs * (min(per_epoch, batches * cfg.data.batch_size) if batches else per_epoch)
+    return datamodule.splits["train"][0]
 
 
 def data_path(args: argparse.Namespace, workdir: Path) -> list[Row]:
     """Batches of one MNIST training epoch (batch 64) through each path."""
     from torch.utils.data import DataLoader
-    from torchvision import datasets, transforms
 
     from src.data.mnist import MNISTDataModule
 
     datamodule = MNISTDataModule(data_dir=args.data_dir, batch_size=64)
     datamodule.setup("fit")
     inputs, targets = datamodule.splits["train"]
-    normalise = transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
-    )
-    seeds_dataset = datasets.MNIST(args.data_dir, train=True, transform=normalise)
+    seeds_dataset = seeds_mnist(args.data_dir)
 
     def in_memory() -> int:
         return sum(len(x) for x, _ in datamodule.train_dataloader())
@@ -198,7 +253,9 @@ def data_path(args: argparse.Namespace, workdir: Path) -> list[Row]:
         "torchvision DataLoader": dataloader,
         "tensor slicing": slicing,
     }
-    rates = {name: _best_rate(fn, args.repeats) for name, fn in paths.items()}
+    # the fast paths take a tenth of a second an epoch: best of 20 against timer noise
+    repeats = {name: args.repeats if fn is dataloader else 20 for name, fn in paths.items()}
+    rates = {name: _best_rate(fn, repeats[name]) for name, fn in paths.items()}
     return [
         {"path": name, "samples/s": rate, "vs slicing": rates["tensor slicing"] / rate}
         for name, rate in rates.items()
@@ -301,7 +358,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(PROJECT_ROOT.parent / "shared" / "data"))
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks")
     args = parser.parse_args()
     if not (Path(args.data_dir) / "MNIST" / "raw").is_dir():

@@ -1,8 +1,10 @@
 """Steps the entry points share once the config has passed its checks."""
 
+import os
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, Timer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
@@ -18,12 +20,26 @@ from src.utils.provenance import git_state
 def prepare_run(cfg: DictConfig) -> Path:
     """Route logs, print (and save) the config tree, seed everything; return the run directory."""
     route_lightning_logs()
+    skip_nvml_probes_without_gpu()
     output_dir = Path(cfg.paths.output_dir)
     if cfg.extras.print_config:
         rank_zero_only(print_config_tree)(cfg, save_to=output_dir / "config_tree.log")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     return output_dir
+
+
+def skip_nvml_probes_without_gpu() -> None:
+    """On a machine without a CUDA GPU, answer CUDA availability from the CUDA runtime (counted
+    once) instead of NVML.
+
+    Lightning asks torch to check through NVML (`PYTORCH_NVML_BASED_CUDA_CHECK=1`), which never
+    initialises CUDA before a fork; but without an NVIDIA driver torch re-probes NVML on every
+    call, and Adam calls it on every step (about 0.1 ms each here). Without a GPU there is no CUDA
+    state for a fork to inherit.
+    """
+    if not torch.cuda.is_available():
+        os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
