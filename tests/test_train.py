@@ -40,6 +40,13 @@ def test_seed_zero_makes_runs_repeatable(make_cfg) -> None:
     assert val_loss(0) == val_loss(0) != val_loss(1)
 
 
+def test_max_steps_may_stop_a_run_mid_epoch(make_cfg, tmp_path: Path) -> None:
+    # early stopping and checkpoints monitor val/loss, which a mid-epoch stop has not logged
+    metrics = train(make_cfg("+trainer.max_steps=3", "extras.print_config=false"))
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    assert "test/acc" in metrics
+
+
 def test_default_run_reaches_99_percent_test_accuracy(default_run: Path) -> None:
     assert read_metrics(default_run)["test/acc"] >= 0.99
 
