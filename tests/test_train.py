@@ -3,10 +3,14 @@
 import shutil
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, TensorDataset
 
-from src.models import load_module
+from src.models import build_module, load_module
 from src.train import train
 from tests.conftest import read_metrics, run_script
 from tests.test_readme import readme_table
@@ -38,6 +42,23 @@ def test_seed_zero_makes_runs_repeatable(make_cfg) -> None:
         return train(make_cfg(*overrides, "extras.print_config=false"))["val/loss"]
 
     assert val_loss(0) == val_loss(0) != val_loss(1)
+
+
+def test_metrics_updated_in_chunks_cover_every_sample_once(make_cfg) -> None:
+    # 7 batches (the last of 20), metrics updated every 2 batches and at the end of the epoch
+    cfg = make_cfg()
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    module = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec)
+    inputs, targets = datamodule.splits["val"]
+    loader = DataLoader(TensorDataset(inputs, targets), batch_size=30)
+    trainer = L.Trainer(log_every_n_steps=2, logger=False, enable_progress_bar=False)
+    (logged,) = trainer.validate(module, loader, verbose=False)
+    with torch.no_grad():
+        outputs = module(inputs)
+    accuracy = (module.predictions(outputs) == targets).float().mean().item()
+    assert logged["val/loss"] == pytest.approx(module.loss(outputs, targets).item(), abs=1e-6)
+    assert logged["val/acc"] == pytest.approx(accuracy, abs=1e-6)
 
 
 def test_max_steps_may_stop_a_run_mid_epoch(make_cfg, tmp_path: Path) -> None:
