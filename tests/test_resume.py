@@ -64,6 +64,7 @@ def interrupt(run_dir: Path, signum: int, *overrides: str) -> subprocess.Complet
     while not (run_dir / "checkpoints" / "last.ckpt").exists():
         assert process.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
         time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     return subprocess.CompletedProcess(args, process.returncode, "", stderr)
@@ -94,11 +95,12 @@ def test_sigterm_checkpoints_exits_nonzero_and_resume_continues_exactly(
 
 
 def test_ctrl_c_checkpoints_exits_nonzero_and_the_run_resumes(tmp_path) -> None:
-    # Ctrl-C may land inside a step, so the resumed run is whole but not bit-exact
+    # Ctrl-C may land inside a step, so the resumed run is whole but not bit-exact; the run it
+    # interrupts is long (20 epochs), so a loaded machine cannot let it end before the signal
     run_dir = tmp_path / "run"
-    assert interrupt(run_dir, signal.SIGINT).returncode == 1
+    assert interrupt(run_dir, signal.SIGINT, "trainer.max_epochs=20").returncode == 1
     assert (run_dir / "checkpoints" / "on_exception.ckpt").is_file()
-    resumed = run_script("train", f"resume={run_dir}")
+    resumed = run_script("train", *RUN, f"hydra.run.dir={run_dir}", "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert last_checkpoint(run_dir)["epoch"] == 3
 
