@@ -55,12 +55,17 @@ def predict(cfg: DictConfig) -> Path:
 
 
 def check_paths(path: Path, output: Path) -> None:
-    """Raise `ConfigError` unless `path` is a folder or a .npy/.csv file and `output` no folder."""
+    """Raise `ConfigError` unless `path` is a folder or a regular .npy/.csv file (reading a FIFO
+    or a socket would block) and `output` no folder."""
     if output.is_dir():
         raise ConfigError(f"output={output} is a folder; give the path of the CSV file to write")
     if not path.exists():
         raise ConfigError(
             f"input={path}: no such file or folder; give a folder of images or a .npy/.csv file"
+        )
+    if not (path.is_dir() or path.is_file()):
+        raise ConfigError(
+            f"input={path} is not a regular file; give a folder of images or a .npy/.csv file"
         )
     if path.is_file() and path.suffix.lower() not in ARRAY_SUFFIXES:
         raise ConfigError(

@@ -1,6 +1,15 @@
 """Prediction: images normalised as in training, arrays of points and sequences, a safe CSV."""
 
 import csv
+import io
+import os
+import re
+import signal
+import socket
+import struct
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +22,11 @@ from torchvision.datasets import MNIST
 
 import src.predict
 from src.data.base import TensorDataModule
+from src.data.spec import DataSpec
 from src.models import load_module
-from src.predict import predict
+from src.predict import check_paths, predict
 from src.utils.config import ConfigError
+from src.utils.inputs import read_inputs
 from tests.conftest import run_script, write_mnist
 from tests.test_eval import mnist_data, trained_run
 
@@ -190,3 +201,126 @@ def test_a_failed_write_leaves_the_previous_csv_alone(
         predict_in_process(make_cfg, runs["points"], tmp_path / "points.npy", f"output={output}")
     assert output.read_text() == "previous results\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out.csv", "points.npy"]
+
+
+POINTS = DataSpec("classification", (2,), 2)
+DIGITS = DataSpec("classification", (1, 28, 28), 10)
+
+
+@contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail, instead of hanging, when the block still runs after `seconds` (a blocked open)."""
+
+    def fail(*_) -> None:
+        pytest.fail(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("name", ["x.npy", "x.csv"])
+def test_a_fifo_input_is_refused_at_once(tmp_path: Path, name: str) -> None:
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    message = re.escape(f"input={fifo} is not a regular file; give a folder of images")
+    with deadline(10), pytest.raises(ConfigError, match=message):
+        check_paths(fifo, tmp_path / "predictions.csv")
+
+
+def test_image_folders_skip_sub_folders_and_refuse_fifos_and_sockets(tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("L", (28, 28), 255).save(folder / "digit.png")
+    (folder / "not_an_image.png").mkdir()
+    batch, names = read_inputs(folder, DIGITS)
+    assert names == ["digit.png"]
+    assert batch.shape == (1, 1, 28, 28)
+    os.mkfifo(folder / "pipe.png")
+    with deadline(10), pytest.raises(ConfigError, match=r"images: pipe\.png is not a regular file"):
+        read_inputs(folder, DIGITS)
+    (folder / "pipe.png").unlink()
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(folder / "socket.png"))
+        with pytest.raises(ConfigError, match=r"images: socket\.png is not a regular file"):
+            read_inputs(folder, DIGITS)
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A real 1x1 grey PNG whose IHDR chunk (and its CRC) is rewritten to declare width x height."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", width, height)  # after the signature, length and b"IHDR"
+    data[29:33] = struct.pack(">I", zlib.crc32(data[12:29]))  # over b"IHDR" and its 13 bytes
+    return bytes(data)
+
+
+@pytest.mark.parametrize("side", [10_000, 20_000], ids=["over the limit", "over twice the limit"])
+def test_images_over_pils_pixel_limit_are_refused(tmp_path: Path, side: int) -> None:
+    limit = Image.MAX_IMAGE_PIXELS
+    assert limit < side * side  # PIL warns above the limit and raises above twice it
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "bomb.png").write_bytes(png_declaring(side, side))
+    message = f"images: bomb.png declares more than PIL's limit of {limit} pixels"
+    with pytest.raises(ConfigError, match=message):
+        read_inputs(folder, DIGITS)
+    assert limit == Image.MAX_IMAGE_PIXELS  # left alone
+
+
+@pytest.mark.parametrize(
+    ("name", "row"), [("points.csv", 3), ("points.npy", 1)], ids=["csv NaN", "npy inf"]
+)
+def test_nan_or_infinite_values_are_refused_naming_the_row(
+    tmp_path: Path, name: str, row: int
+) -> None:
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        path.write_text("x,y\n1,2\n3,4\n5,6\nnan,1\n")
+    else:
+        np.save(path, np.array([[1, 2], [3, np.inf], [np.nan, 0]], dtype=np.float32))
+    message = re.escape(f"input={path}: row {row} (counting from 0) holds NaN or infinite values")
+    with pytest.raises(ConfigError, match=message):
+        read_inputs(path, POINTS)
+
+
+def test_predict_cli_refuses_nan_inputs_in_one_sentence(runs, tmp_path: Path) -> None:
+    source = tmp_path / "points.csv"
+    source.write_text("1,2\n3,inf\n")
+    args = [f"ckpt_path={runs['points']}", f"input={source}", f"hydra.run.dir={tmp_path / 'run'}"]
+    result = run_script("predict", *args, timeout=120)
+    assert result.returncode == 1
+    assert f"input={source}: row 1 (counting from 0) holds NaN or infinite values;" in result.stderr
+    assert not (tmp_path / "run" / "predictions.csv").exists()
+
+
+def write_npy_header(path: Path, descr: str, shape: tuple[int, ...], data: bytes) -> None:
+    """A .npy file whose header says `descr` and `shape`, followed by `data` whatever its size."""
+    with open(path, "wb") as file:
+        header = {"descr": descr, "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(file, header)
+        file.write(data)
+
+
+def test_a_npy_header_promising_more_than_the_file_holds_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "huge.npy"
+    write_npy_header(path, "<f4", (10**12, 2), bytes(16))
+    size = path.stat().st_size
+    message = re.escape(
+        f"input={path}: its header promises a float32 array of shape (1000000000000, 2), "
+        f"{size - 16 + 8 * 10**12} bytes, but the file holds {size} bytes;"
+    )
+    with pytest.raises(ConfigError, match=message):
+        read_inputs(path, POINTS)
+
+
+def test_object_arrays_are_never_unpickled(tmp_path: Path) -> None:
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([[1, 2], [3, None]], dtype=object), allow_pickle=True)
+    with pytest.raises(ConfigError, match=r"is not a numeric \.npy array \(.*allow_pickle=False"):
+        read_inputs(path, POINTS)

@@ -13,17 +13,15 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
 )
+
+from src.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "configs"
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key and the fix."""
 
 
 def wandb_offline() -> bool:
@@ -75,8 +73,8 @@ class _Data(_Open):
 
 
 class _Optimizer(_Open):
-    lr: PositiveFloat
-    weight_decay: float = Field(default=0.0, ge=0)
+    lr: float = Field(gt=0, allow_inf_nan=False)
+    weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
 
 
 class _Model(_Open):
@@ -90,10 +88,18 @@ class _Trainer(_Open):
     max_epochs: int | None = Field(default=None, ge=-1)
     min_epochs: NonNegativeInt | None = None
     max_steps: int = Field(default=-1, ge=-1)
+    log_every_n_steps: PositiveInt = 50
+
+    @field_validator("max_epochs", "max_steps")
+    @classmethod
+    def _trains_something(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError("0 trains nothing: give a positive number, or -1 for no limit")
+        return value
 
 
 class _Run(_Open):
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)  # what NumPy's seed takes
     data: _Data | None = None
     model: _Model | None = None
     trainer: _Trainer | None = None
@@ -108,9 +114,14 @@ def validate(cfg: DictConfig) -> None:
         first = error.errors()[0]
         key = ".".join(map(str, first["loc"]))
         raise ConfigError(
-            f"{key}={_lookup(values, first['loc'])!r} is invalid: {first['msg'].lower()}; "
+            f"{key}={_lookup(values, first['loc'])!r} is invalid: {_reason(first['msg'])}; "
             f"fix it in the config or on the command line ({key}=...)"
         ) from None
+
+
+def _reason(message: str) -> str:
+    """Pydantic's message for a failed check, as the middle of a sentence."""
+    return message.removeprefix("Value error, ").lower()
 
 
 def _lookup(values: dict[str, Any], loc: tuple) -> Any:

@@ -1,6 +1,12 @@
-"""New inputs for a trained model: a folder of images, or a .npy/.csv array, checked by shape."""
+"""New inputs for a trained model: a folder of images, or a .npy/.csv array, checked by shape.
+
+Crafted inputs are refused before they are decoded: only regular files are opened (a FIFO would
+block), images over PIL's pixel limit and .npy headers that promise more data than the file holds
+are refused, and NaN or infinite values never reach the model.
+"""
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +18,8 @@ from src.data.spec import DataSpec
 from src.utils.config import ConfigError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# the decoders tried: a file named .png holding another format (EPS runs Ghostscript) is refused
+IMAGE_FORMATS = ("PNG", "JPEG")
 IMAGE_MODES = {1: "L", 3: "RGB"}
 
 
@@ -33,19 +41,32 @@ def read_inputs(path: Path, spec: DataSpec) -> tuple[Tensor, list[str]]:
     if wants_images:
         return read_images(path, spec.input_shape)
     samples = as_samples(read_array(path), spec.input_shape, path)
+    bad_rows = np.flatnonzero(~np.isfinite(samples.reshape(len(samples), -1)).all(axis=1))
+    if len(bad_rows):
+        raise ConfigError(
+            f"input={path}: row {bad_rows[0]} (counting from 0) holds NaN or infinite values; "
+            f"replace them with numbers or drop the row"
+        )
     return torch.from_numpy(samples), [str(i) for i in range(len(samples))]
 
 
 def read_images(folder: Path, shape: tuple[int, ...]) -> tuple[Tensor, list[str]]:
     """Every PNG/JPG in `folder`, by name, converted to C channels (grey or RGB) and resized to
-    H x W (bilinear): uint8 (N, C, H, W) and the file names."""
+    H x W (bilinear): uint8 (N, C, H, W) and the file names.
+
+    Sub-folders are skipped, whatever their name; other entries named like images that are not
+    regular files (a FIFO, a socket, a broken link) are refused, as are images with more pixels
+    than PIL's `Image.MAX_IMAGE_PIXELS`.
+    """
     channels, height, width = shape
     if channels not in IMAGE_MODES:
         raise ConfigError(
             f"input={folder}: images are read as grey or RGB, but the model takes "
             f"{channels} channels; give a model trained on 1- or 3-channel images"
         )
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()
+    )
     if not files:
         raise ConfigError(
             f"input={folder} holds no {'/'.join(IMAGE_SUFFIXES)} images; put the "
@@ -53,9 +74,21 @@ def read_images(folder: Path, shape: tuple[int, ...]) -> tuple[Tensor, list[str]
         )
     images = []
     for file in files:
+        if not file.is_file():
+            raise ConfigError(
+                f"input={folder}: {file.name} is not a regular file; replace or remove it"
+            )
         try:
-            with Image.open(file) as image:
-                resized = image.convert(IMAGE_MODES[channels]).resize((width, height))
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(file, formats=IMAGE_FORMATS) as image:
+                    resized = image.convert(IMAGE_MODES[channels]).resize((width, height))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ConfigError(
+                f"input={folder}: {file.name} declares more than PIL's limit of "
+                f"{Image.MAX_IMAGE_PIXELS} pixels (a possible decompression bomb); shrink or "
+                f"remove it"
+            ) from None
         except (OSError, UnidentifiedImageError) as error:
             raise ConfigError(
                 f"input={folder}: {file.name} is not a readable image ({error}); "
@@ -68,19 +101,38 @@ def read_images(folder: Path, shape: tuple[int, ...]) -> tuple[Tensor, list[str]
 
 def read_array(path: Path) -> np.ndarray:
     """A .npy array, or the numbers of a .csv file (one sample per row, an optional header)."""
-    if path.suffix.lower() == ".npy":
+    array = read_npy(path) if path.suffix.lower() == ".npy" else read_csv(path)
+    if not np.issubdtype(array.dtype, np.number):
+        raise ConfigError(f"input={path} holds {array.dtype} values, not numbers; give numbers")
+    return array.astype(np.float32)
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A .npy array, its header read first: one that promises more data than the file holds is
+    refused before anything is allocated, and pickled objects are never loaded."""
+    size = path.stat().st_size
+    with open(path, "rb") as file:
         try:
-            array = np.load(path, allow_pickle=False)
+            version = np.lib.format.read_magic(file)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(file)
+            needed = file.tell() + math.prod(shape) * dtype.itemsize
+            if needed <= size:
+                file.seek(0)
+                return np.lib.format.read_array(file, allow_pickle=False)
         except ValueError as error:
             raise ConfigError(
                 f"input={path} is not a numeric .npy array ({error}); save it with "
                 f"numpy.save from a float array"
             ) from None
-    else:
-        array = read_csv(path)
-    if not np.issubdtype(array.dtype, np.number):
-        raise ConfigError(f"input={path} holds {array.dtype} values, not numbers; give numbers")
-    return array.astype(np.float32)
+    raise ConfigError(
+        f"input={path}: its header promises a {dtype} array of shape {shape}, {needed} bytes, "
+        f"but the file holds {size} bytes; save the array again with numpy.save"
+    )
 
 
 def read_csv(path: Path) -> np.ndarray:
