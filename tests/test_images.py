@@ -1,11 +1,16 @@
 """Image data and networks: torchvision files, both loader paths, augmentation, ResNet weights."""
 
+import hashlib
+import pickle
+import struct
+from pathlib import Path
 from types import SimpleNamespace
 from urllib.error import URLError
 
 import pytest
 import torch
 from PIL import Image
+from torchvision.datasets import CIFAR10
 
 from src.data.cifar import CIFAR10DataModule
 from src.data.mnist import MNISTDataModule
@@ -14,6 +19,7 @@ from src.data.vision import random_crop_and_flip
 from src.models.nets.resnet import ResNet18
 from src.train import train
 from src.utils.config import ConfigError
+from tests.conftest import run_script, write_mnist
 
 
 def loaded(datamodule_class, data_dir, **kwargs):
@@ -95,6 +101,104 @@ def test_corrupt_cifar_fails_torchvisions_integrity_check(cifar_dir) -> None:
     batch.write_bytes(batch.read_bytes()[:-1] + b"x")
     with pytest.raises(FileNotFoundError, match="missing or corrupt"):
         CIFAR10DataModule(data_dir=str(cifar_dir)).prepare_data()
+
+
+def rewrite_mnist_labels(data_dir: Path, prefix: str, labels: list[int]) -> None:
+    """Replace `<prefix>-labels-idx1-ubyte` by a valid IDX file holding `labels`."""
+    path = data_dir / "MNIST" / "raw" / f"{prefix}-labels-idx1-ubyte"
+    path.write_bytes(struct.pack(">II", 2049, len(labels)) + bytes(labels))
+
+
+MNIST_LABELS = [i % 10 for i in range(120)]  # what `write_mnist` writes for training
+
+
+@pytest.mark.parametrize(
+    ("prefix", "labels", "problem"),
+    [
+        (
+            "train",
+            MNIST_LABELS[:-1],
+            "120 images in MNIST/raw/train-images-idx3-ubyte but 119 labels in "
+            "MNIST/raw/train-labels-idx1-ubyte",
+        ),
+        (
+            "t10k",
+            MNIST_LABELS[:39],
+            "40 images in MNIST/raw/t10k-images-idx3-ubyte but 39 labels in "
+            "MNIST/raw/t10k-labels-idx1-ubyte",
+        ),
+        (
+            "train",
+            [*MNIST_LABELS[:-1], 12],
+            "label 12 in MNIST/raw/train-labels-idx1-ubyte is outside 0..9",
+        ),
+    ],
+)
+def test_inconsistent_mnist_files_fail_when_loaded(
+    mnist_dir, prefix: str, labels: list[int], problem: str
+) -> None:
+    rewrite_mnist_labels(mnist_dir, prefix, labels)
+    datamodule = MNISTDataModule(data_dir=str(mnist_dir), val_size=20)
+    datamodule.prepare_data()
+    with pytest.raises(ConfigError) as error:
+        datamodule.setup()
+    assert str(error.value) == (
+        f"MNIST is inconsistent under data.data_dir={mnist_dir}: {problem}; replace the files "
+        "with the originals, or delete them and run once online with data.download=true"
+    )
+
+
+def rewrite_cifar_batch(data_dir: Path, name: str, monkeypatch, **changes) -> None:
+    """Rewrite the pickle `name` with `changes`, and point torchvision's md5 table at it."""
+    path = data_dir / "cifar-10-batches-py" / name
+    path.write_bytes(pickle.dumps(pickle.loads(path.read_bytes()) | changes))
+    md5 = hashlib.md5(path.read_bytes()).hexdigest()
+    for table in ("train_list", "test_list"):
+        rows = [[file, md5 if file == name else old] for file, old in getattr(CIFAR10, table)]
+        monkeypatch.setattr(CIFAR10, table, rows)
+
+
+@pytest.mark.parametrize(
+    ("name", "changes", "problem"),
+    [
+        (
+            "data_batch_3",
+            {"labels": [i % 10 for i in range(19)]},
+            "100 images in cifar-10-batches-py/data_batch_1..5 but 99 labels",
+        ),
+        (
+            "test_batch",
+            {"labels": [i % 10 for i in range(19)] + [-1]},
+            "label -1 in cifar-10-batches-py/test_batch is outside 0..9",
+        ),
+    ],
+)
+def test_inconsistent_cifar_batches_fail_when_loaded(
+    cifar_dir, monkeypatch, name: str, changes: dict, problem: str
+) -> None:
+    rewrite_cifar_batch(cifar_dir, name, monkeypatch, **changes)
+    datamodule = CIFAR10DataModule(data_dir=str(cifar_dir), val_size=20)
+    datamodule.prepare_data()  # torchvision's md5 check passes: the files are whole
+    with pytest.raises(ConfigError, match=f"^CIFAR10 is inconsistent under .*: {problem}; "):
+        datamodule.setup()
+
+
+def test_short_labels_file_stops_training_before_it_starts(tmp_path) -> None:
+    data_dir = write_mnist(tmp_path / "data")
+    rewrite_mnist_labels(data_dir, "train", MNIST_LABELS[:-1])
+    run_dir = tmp_path / "run"
+    result = run_script(
+        "train",
+        "data=mnist",
+        "model=cnn",
+        f"data.data_dir={data_dir}",
+        "data.val_size=20",
+        f"hydra.run.dir={run_dir}",
+        "trainer.max_epochs=1",
+    )
+    assert result.returncode == 1
+    assert "but 119 labels in MNIST/raw/train-labels-idx1-ubyte" in result.stderr
+    assert not list(run_dir.glob("checkpoints/*.ckpt"))
 
 
 def test_pretrained_resnet_without_cached_weights_fails_clearly(tmp_path, monkeypatch) -> None:

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from src.data.batches import EpochBatchSampler, InMemoryLoader
 from src.data.spec import DataSpec
+from src.errors import ConfigError
 
 Split = Literal["train", "val", "test"]
 BatchTransform = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
@@ -28,6 +29,15 @@ class TensorDataModule(L.LightningDataModule, ABC):
     `batch_transform` (augmentation) runs on whole batches on that device.
     """
 
+    # how batches are served, not which: what a resumed run may change
+    serving_keys: tuple[str, ...] = (
+        "loader",
+        "num_workers",
+        "pin_memory",
+        "persistent_workers",
+        "on_device",
+    )
+
     def __init__(
         self,
         batch_size: int = 64,
@@ -39,10 +49,11 @@ class TensorDataModule(L.LightningDataModule, ABC):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        self.save_hyperparameters()  # every subclass's arguments too: checkpoints carry them
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be a positive integer, got {batch_size}")
+            raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size}")
         if loader not in ("memory", "torch"):
-            raise ValueError(f"data.loader must be 'memory' or 'torch', got {loader!r}")
+            raise ConfigError(f"data.loader must be 'memory' or 'torch', got {loader!r}")
         self.batch_size, self.loader, self.seed = batch_size, loader, seed
         self.num_workers, self.pin_memory, self.on_device = num_workers, pin_memory, on_device
         self.persistent_workers = persistent_workers and num_workers > 0

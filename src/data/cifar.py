@@ -18,6 +18,8 @@ class CIFAR10DataModule(VisionDataModule):
         "cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta} "
         "(extracted from cifar-10-python.tar.gz)"
     )
+    train_files = ("cifar-10-batches-py/data_batch_1..5",) * 2  # images and labels
+    test_files = ("cifar-10-batches-py/test_batch",) * 2
 
     @staticmethod
     def images_and_labels(dataset: CIFAR10) -> tuple[Tensor, Tensor]:

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from src.data.generated import GeneratedDataModule
 from src.data.spec import DataSpec
+from src.errors import ConfigError
 
 
 class FakeImagesDataModule(GeneratedDataModule):
@@ -22,7 +23,7 @@ class FakeImagesDataModule(GeneratedDataModule):
     ) -> None:
         super().__init__(num_samples, **kwargs)
         if len(image_shape) != 3 or min(image_shape) < 1 or num_classes < 2:
-            raise ValueError(
+            raise ConfigError(
                 "data.image_shape must be [channels, height, width] and data.num_classes >= 2"
             )
         self.image_shape, self.num_classes = tuple(image_shape), num_classes

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from src.data.base import TensorDataModule
+from src.errors import ConfigError
 
 
 class GeneratedDataModule(TensorDataModule):
@@ -24,12 +25,12 @@ class GeneratedDataModule(TensorDataModule):
     ) -> None:
         super().__init__(**loader_kwargs)
         if len(splits) != 3 or min(splits) <= 0 or abs(sum(splits) - 1) > 1e-6:
-            raise ValueError(
+            raise ConfigError(
                 f"data.splits must be three positive train/val/test fractions summing to 1, "
                 f"got {list(splits)} (sum {sum(splits):g})"
             )
         if min(splits) * num_samples < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"data.num_samples={num_samples} leaves a split empty "
                 f"with data.splits={list(splits)}"
             )

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from src.data.generated import GeneratedDataModule
 from src.data.spec import DataSpec
+from src.errors import ConfigError
 
 
 class LinearDataModule(GeneratedDataModule):
@@ -23,9 +24,9 @@ class LinearDataModule(GeneratedDataModule):
     ) -> None:
         super().__init__(num_samples, **kwargs)
         if noise < 0:
-            raise ValueError(f"data.noise must be non-negative, got {noise}")
+            raise ConfigError(f"data.noise must be non-negative, got {noise}")
         if x_range[0] >= x_range[1]:
-            raise ValueError(f"data.x_range must be [low, high] with low < high, got {x_range}")
+            raise ConfigError(f"data.x_range must be [low, high] with low < high, got {x_range}")
         self.slope, self.intercept, self.noise = slope, intercept, noise
         self.x_range = tuple(x_range)
 

@@ -14,6 +14,8 @@ class MNISTDataModule(VisionDataModule):
     num_classes = 10
     mean, std = (0.1307,), (0.3081,)
     files = "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte"
+    train_files = ("MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/train-labels-idx1-ubyte")
+    test_files = ("MNIST/raw/t10k-images-idx3-ubyte", "MNIST/raw/t10k-labels-idx1-ubyte")
 
     @staticmethod
     def images_and_labels(dataset: MNIST) -> tuple[Tensor, Tensor]:

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from src.data.generated import GeneratedDataModule
 from src.data.spec import DataSpec
+from src.errors import ConfigError
 
 
 class PointsDataModule(GeneratedDataModule):
@@ -25,11 +26,11 @@ class PointsDataModule(GeneratedDataModule):
         super().__init__(num_samples, **kwargs)
         dims = {len(mean) for mean in means}
         if len(means) < 2 or len(dims) != 1:
-            raise ValueError(
+            raise ConfigError(
                 f"data.means must list 2 or more centres of one dimension, got {means}"
             )
         if std <= 0:
-            raise ValueError(f"data.std must be positive, got {std}")
+            raise ConfigError(f"data.std must be positive, got {std}")
         self.means, self.std = torch.tensor(means, dtype=torch.float32), std
 
     @property

@@ -5,6 +5,7 @@ from torch import Tensor
 
 from src.data.generated import GeneratedDataModule
 from src.data.spec import DataSpec
+from src.errors import ConfigError
 
 
 class RandomDataModule(GeneratedDataModule):
@@ -18,7 +19,7 @@ class RandomDataModule(GeneratedDataModule):
     ) -> None:
         super().__init__(num_samples, **kwargs)
         if input_dim < 1 or output_dim < 1:
-            raise ValueError("data.input_dim and data.output_dim must be positive integers")
+            raise ConfigError("data.input_dim and data.output_dim must be positive integers")
         self.input_dim, self.output_dim = input_dim, output_dim
 
     @property

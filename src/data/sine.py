@@ -8,6 +8,7 @@ from torch import Tensor
 
 from src.data.generated import GeneratedDataModule
 from src.data.spec import DataSpec
+from src.errors import ConfigError
 
 
 class SineDataModule(GeneratedDataModule):
@@ -32,12 +33,12 @@ class SineDataModule(GeneratedDataModule):
     ) -> None:
         super().__init__(num_samples, **kwargs)
         if seq_len < 2:
-            raise ValueError(f"data.seq_len must be 2 or more, got {seq_len}")
+            raise ConfigError(f"data.seq_len must be 2 or more, got {seq_len}")
         if noise < 0:
-            raise ValueError(f"data.noise must be non-negative, got {noise}")
+            raise ConfigError(f"data.noise must be non-negative, got {noise}")
         for key, (low, high) in {"phase_range": phase_range, "freq_range": freq_range}.items():
             if low > high:
-                raise ValueError(f"data.{key} must be [low, high] with low <= high")
+                raise ConfigError(f"data.{key} must be [low, high] with low <= high")
         self.seq_len, self.duration, self.noise = seq_len, duration, noise
         self.phase_range, self.freq_range = tuple(phase_range), tuple(freq_range)
 

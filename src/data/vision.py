@@ -11,6 +11,7 @@ from torchvision.datasets import VisionDataset
 
 from src.data.base import BatchTransform, Split, TensorDataModule
 from src.data.spec import DataSpec
+from src.errors import ConfigError
 
 
 class VisionDataModule(TensorDataModule):
@@ -30,7 +31,11 @@ class VisionDataModule(TensorDataModule):
     mean: tuple[float, ...]
     std: tuple[float, ...]
     files: str  # what must be under data_dir, for the error when it is missing
+    # the file(s) holding each split's images and those holding its labels, for the errors
+    train_files: tuple[str, str]
+    test_files: tuple[str, str]
     crop_padding = 4
+    serving_keys = (*TensorDataModule.serving_keys, "data_dir", "download")
 
     def __init__(
         self,
@@ -43,7 +48,7 @@ class VisionDataModule(TensorDataModule):
     ) -> None:
         super().__init__(**loader_kwargs)
         if val_size < 1:
-            raise ValueError(f"data.val_size must be a positive integer, got {val_size}")
+            raise ConfigError(f"data.val_size must be a positive integer, got {val_size}")
         self.data_dir, self.download = Path(data_dir).expanduser(), download
         self.val_size, self.split_seed, self.augment = val_size, split_seed, augment
 
@@ -63,16 +68,16 @@ class VisionDataModule(TensorDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        images, labels = self.images_and_labels(self._open(train=True))
+        images, labels = self._load("train")
         if self.val_size >= len(labels):
-            raise ValueError(f"data.val_size={self.val_size} leaves no training images")
+            raise ConfigError(f"data.val_size={self.val_size} leaves no training images")
         order = torch.randperm(
             len(labels), generator=torch.Generator().manual_seed(self.split_seed)
         )
         self.indices = {"val": order[: self.val_size], "train": order[self.val_size :]}
         images = self.preprocess(images)
         self.splits = {name: (images[idx], labels[idx]) for name, idx in self.indices.items()}
-        test_images, test_labels = self.images_and_labels(self._open(train=False))
+        test_images, test_labels = self._load("test")
         self.splits["test"] = (self.preprocess(test_images), test_labels)
 
     def preprocess(self, inputs: Tensor) -> Tensor:
@@ -101,6 +106,23 @@ class VisionDataModule(TensorDataModule):
             ]
         dataset = self._open(train=split != "test", transform=transforms.Compose(steps))
         return dataset if split == "test" else Subset(dataset, self.indices[split].tolist())
+
+    def _load(self, split: Split) -> tuple[Tensor, Tensor]:
+        """The images and labels of the `train` or `test` split, checked to match each other."""
+        images, labels = self.images_and_labels(self._open(train=split == "train"))
+        image_files, label_files = self.train_files if split == "train" else self.test_files
+        if len(images) != len(labels):
+            where = "" if label_files == image_files else f" in {label_files}"
+            problem = f"{len(images)} images in {image_files} but {len(labels)} labels{where}"
+        elif len(bad := labels[(labels < 0) | (labels >= self.num_classes)]):
+            problem = f"label {bad[0].item()} in {label_files} is outside 0..{self.num_classes - 1}"
+        else:
+            return images, labels
+        raise ConfigError(
+            f"{self.dataset_class.__name__} is inconsistent under data.data_dir={self.data_dir}: "
+            f"{problem}; replace the files with the originals, or delete them and run once "
+            "online with data.download=true"
+        )
 
     def _open(self, train: bool, download: bool = False, **kwargs) -> VisionDataset:
         """The torchvision data set, or an error that says which files to put where."""
