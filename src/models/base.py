@@ -5,12 +5,13 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MeanMetric, Metric, MetricCollection
 
 from src.data.spec import DataSpec
+from src.errors import ConfigError
+from src.slots import NETWORK, OPTIMIZER, SCHEDULER, build, target_class
 from src.utils.rng import rng_states, set_rng_states
 
 STAGES = ("train", "val", "test")
@@ -55,12 +56,17 @@ class TaskModule(L.LightningModule, ABC):
     ) -> None:
         super().__init__()
         if nonfinite_loss not in ("stop", "skip"):
-            raise ValueError(f"nonfinite_loss must be 'stop' or 'skip', got {nonfinite_loss!r}")
+            raise ConfigError(
+                f"model.nonfinite_loss must be 'stop' or 'skip', got {nonfinite_loss!r}"
+            )
         # the entry point logs the whole resolved config instead (src/utils/run.py)
         self.save_hyperparameters(logger=False)
         self.spec = DataSpec.from_dict(spec)
-        self.net = instantiate(
-            net, input_shape=self.spec.input_shape, num_outputs=self.spec.num_outputs
+        target_class(optimizer, OPTIMIZER)  # built when training starts; checked now
+        if scheduler:
+            target_class(_scheduler_args(scheduler), SCHEDULER)
+        self.net = build(
+            net, NETWORK, input_shape=self.spec.input_shape, num_outputs=self.spec.num_outputs
         )
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
@@ -152,7 +158,8 @@ class TaskModule(L.LightningModule, ABC):
 
     def _log_epoch(self, stage: str) -> None:
         """Log the stage's mean loss and metrics over the epoch (every rank's samples: the
-        torchmetrics synchronise), then start them afresh.
+        torchmetrics synchronise), then start them afresh; nothing when no batch came since
+        (the end of an epoch that a resumed run repeats: it was logged before the checkpoint).
 
         Computed here, and step values logged only when the loggers take them: each Lightning
         `log` call costs about a millisecond on a CPU (it moves its result to the device).
@@ -160,6 +167,8 @@ class TaskModule(L.LightningModule, ABC):
         if self._pending[stage]:
             self._update_metrics(stage)
         metrics, loss = self.metrics[f"{stage}_metrics"], self.mean_losses[f"{stage}_loss"]
+        if loss.update_count == 0:
+            return
         # values already agree across ranks; sync_dist only tells Lightning so
         self.log_dict({f"{stage}/loss": loss.compute(), **metrics.compute()}, sync_dist=True)
         metrics.reset()
@@ -179,18 +188,45 @@ class TaskModule(L.LightningModule, ABC):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = rng_states()
+        checkpoint["train_metric_states"] = self._train_metric_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
+        # under DDP each rank's metrics hold its own samples, and rank 0's alone are saved
+        if "train_metric_states" in checkpoint and self.trainer.world_size == 1:
+            self._train_metrics().load_state_dict(checkpoint["train_metric_states"], strict=False)
+
+    def _train_metrics(self) -> nn.ModuleList:
+        return nn.ModuleList([self.mean_losses["train_loss"], self.metrics["train_metrics"]])
+
+    def _train_metric_states(self) -> dict[str, Tensor]:
+        """The training epoch's loss mean and metrics so far, for a run resumed mid-epoch to log
+        them over the whole epoch."""
+        if self._pending["train"]:
+            self._update_metrics("train")
+        metrics = self._train_metrics()
+        for metric in metrics.modules():
+            if isinstance(metric, Metric):
+                metric.persistent(True)
+        try:
+            return metrics.state_dict()
+        finally:
+            for metric in metrics.modules():
+                if isinstance(metric, Metric):
+                    metric.persistent(False)
 
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer, params=self.parameters())
+        optimizer = build(self.hparams.optimizer, OPTIMIZER, params=self.parameters())
         if not self.hparams.scheduler:
             return optimizer
         config = dict(self.hparams.scheduler)
         lightning_config = {"monitor": "val/loss"}
-        lightning_config |= {k: config.pop(k) for k in LIGHTNING_SCHEDULER_KEYS if k in config}
-        scheduler = instantiate(config, optimizer=optimizer)
-        lightning_config["scheduler"] = scheduler
-        return {"optimizer": optimizer, "lr_scheduler": lightning_config}
+        lightning_config |= {k: config[k] for k in LIGHTNING_SCHEDULER_KEYS if k in config}
+        scheduler = build(_scheduler_args(config), SCHEDULER, optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": lightning_config | {"scheduler": scheduler}}
+
+
+def _scheduler_args(config: dict[str, Any]) -> dict[str, Any]:
+    """A scheduler config without the keys that go to Lightning."""
+    return {k: v for k, v in config.items() if k not in LIGHTNING_SCHEDULER_KEYS}

@@ -3,11 +3,11 @@
 from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from src.data.spec import DataSpec
-from src.utils.config import ConfigError
+from src.errors import ConfigError
+from src.slots import DATAMODULE, NETWORK, build, target_class
 
 
 def check_compatible(cfg: DictConfig, spec: DataSpec) -> None:
@@ -30,7 +30,7 @@ def check_compatible(cfg: DictConfig, spec: DataSpec) -> None:
 
 
 def _network(cfg: DictConfig) -> type:
-    return get_class(cfg.model.net._target_)
+    return target_class(cfg.model.net, NETWORK)
 
 
 def _options(group: str) -> list[str]:
@@ -43,4 +43,4 @@ def _compose(**choices: str) -> DictConfig:
 
 
 def _spec(data: str) -> DataSpec:
-    return instantiate(_compose(data=data).data).spec
+    return build(_compose(data=data).data, DATAMODULE).spec

@@ -11,7 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.utils.config import ConfigError
+from src.errors import ConfigError
+from src.slots import DATAMODULE, build, target_class
 
 if TYPE_CHECKING:
     from src.data.base import TensorDataModule
@@ -33,6 +34,7 @@ def use_run_data(cfg: DictConfig, ckpt_path: str) -> None:
     if not run_file.is_file() or any(o.key_or_group == "data" for o in overrides):
         return
     data = OmegaConf.load(run_file).data
+    target_class(data, DATAMODULE, str(run_file))  # a file's config is data: checked first
     for override in overrides:
         if not override.key_or_group.startswith("data."):
             continue
@@ -49,9 +51,7 @@ def use_run_data(cfg: DictConfig, ckpt_path: str) -> None:
 
 def compatible_datamodule(cfg: DictConfig, module: "TaskModule") -> "TensorDataModule":
     """The datamodule of `cfg.data`, or an error when it does not give what `module` takes."""
-    from hydra.utils import instantiate
-
-    datamodule = instantiate(cfg.data)
+    datamodule = build(cfg.data, DATAMODULE)
     if datamodule.spec != module.spec:
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path} holds a model for {module.spec.describe()}, but the chosen "

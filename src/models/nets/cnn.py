@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from src.errors import ConfigError
 from src.models.nets.base import Network
 
 
@@ -20,6 +21,8 @@ class CNN(Network):
         self, input_shape: Sequence[int], num_outputs: int, channels: Sequence[int] = (16, 32)
     ) -> None:
         super().__init__(input_shape, num_outputs)
+        if len(channels) != 2 or min(channels) < 1:
+            raise ConfigError(f"model.net.channels={list(channels)}: give two positive widths")
         first, second = channels
         self.features = nn.Sequential(
             nn.Conv2d(input_shape[0], first, kernel_size=5, stride=2, padding=2),

@@ -7,6 +7,7 @@ from itertools import pairwise
 from torch import Tensor, nn
 
 from src.data.spec import DataSpec
+from src.errors import ConfigError
 from src.models.nets.base import Network
 
 
@@ -21,6 +22,11 @@ class MLP(Network):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(input_shape, num_outputs)
+        if min(hidden_sizes, default=1) < 1 or not 0 <= dropout < 1:
+            raise ConfigError(
+                f"model.net.hidden_sizes={list(hidden_sizes)} and model.net.dropout={dropout}: "
+                f"widths must be positive and dropout in [0, 1)"
+            )
         widths = [math.prod(input_shape), *hidden_sizes]
         layers: list[nn.Module] = [nn.Flatten()]
         for width_in, width_out in pairwise(widths):

@@ -5,6 +5,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from src.errors import ConfigError
 from src.models.nets.base import Network
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -29,7 +30,12 @@ class RecurrentNet(Network):
     ) -> None:
         super().__init__(input_shape, num_outputs)
         if cell not in CELLS:
-            raise ValueError(f"model.net.cell must be one of {sorted(CELLS)}, got {cell!r}")
+            raise ConfigError(f"model.net.cell must be one of {sorted(CELLS)}, got {cell!r}")
+        if hidden_size < 1 or num_layers < 1:
+            raise ConfigError(
+                f"model.net.hidden_size={hidden_size} and model.net.num_layers={num_layers} "
+                f"must be positive"
+            )
         step_size = input_shape[0] * input_shape[2] if len(input_shape) == 3 else input_shape[1]
         self.rnn = CELLS[cell](
             input_size=step_size,

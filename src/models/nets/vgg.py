@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from src.errors import ConfigError
 from src.models.nets.base import Network
 
 CONFIGS: dict[int, list[int | str]] = {
@@ -49,7 +50,7 @@ class VGG(Network):
     ) -> None:
         super().__init__(input_shape, num_outputs)
         if depth not in CONFIGS:
-            raise ValueError(f"model.net.depth must be one of {sorted(CONFIGS)}, got {depth}")
+            raise ConfigError(f"model.net.depth must be one of {sorted(CONFIGS)}, got {depth}")
         cfg = CONFIGS[depth]
         self.features = make_layers(cfg, input_shape[0], min(input_shape[1:]), batch_norm)
         width = next(item for item in reversed(cfg) if item != "M")

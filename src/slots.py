@@ -1,0 +1,112 @@
+"""What a config may build: in each slot, only the classes the project defines for it.
+
+Hydra's `instantiate` calls whatever `_target_` a dict names, and a checkpoint's hyperparameters
+or a run's saved config may come from anyone. So networks, optimizers, schedulers and
+datamodules are built by `build`, which takes a class only from the slot's modules and only of
+the slot's base class, with plain values as arguments: a file's config stays data. To build a
+class from elsewhere (an optimizer of another package), add its module to the slot here.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.errors import ConfigError
+
+# Hydra's keys that change how a node is built; a file's config may hold none of them
+RESERVED_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a built object goes: `key` (for messages), the modules its class may come from
+    and its base class, as `module:Class`."""
+
+    key: str
+    modules: tuple[str, ...]
+    base: str
+    what: str  # what the slot holds, for messages
+
+    def base_class(self) -> type:
+        module, name = self.base.split(":")
+        return getattr(import_module(module), name)
+
+
+NETWORK = Slot("model.net", ("src.models.nets.",), "src.models.nets.base:Network", "a network")
+OPTIMIZER = Slot("model.optimizer", ("torch.optim.",), "torch.optim:Optimizer", "an optimizer")
+SCHEDULER = Slot(
+    "model.scheduler",
+    ("torch.optim.lr_scheduler.",),
+    "torch.optim.lr_scheduler:LRScheduler",
+    "a learning-rate scheduler",
+)
+DATAMODULE = Slot("data", ("src.data.",), "src.data.base:TensorDataModule", "a datamodule")
+
+
+def target_class(
+    config: Mapping[str, Any] | DictConfig,
+    slot: Slot,
+    where: str = "the config",
+    key: str | None = None,
+) -> type:
+    """The class `config` (at `key` of `where`, a file or "the config") may build in `slot`, its
+    arguments checked to be plain values; else `ConfigError`, before anything else is imported."""
+    if isinstance(config, DictConfig):
+        config = OmegaConf.to_container(config, resolve=True)
+    key = key or slot.key
+    target = config.get("_target_")
+    if not isinstance(target, str) or not target.startswith(slot.modules):
+        modules = " or ".join(f"{m}*" for m in slot.modules)
+        raise ConfigError(
+            f"{where}: {key}._target_={target!r} is not {slot.what} of {modules}; only "
+            f"those are built from a config"
+        )
+    for name, value in config.items():
+        if name != "_target_" and (path := reserved_key(value, f"{key}.{name}")):
+            raise ConfigError(
+                f"{where}: {path} would build an object inside {key}; the arguments of "
+                f"{slot.what} are plain values"
+            )
+    try:
+        module, _, name = target.rpartition(".")
+        cls = getattr(import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, slot.base_class())):
+        raise ConfigError(
+            f"{where}: {key}._target_={target} is not {slot.what} ({slot.base} or a "
+            f"subclass); check the name"
+        )
+    return cls
+
+
+def build(
+    config: Mapping[str, Any] | DictConfig,
+    slot: Slot,
+    where: str = "the config",
+    key: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """`config`'s class, checked by `target_class`, called with its other keys and `kwargs`."""
+    if isinstance(config, DictConfig):
+        config = OmegaConf.to_container(config, resolve=True)
+    cls = target_class(config, slot, where, key)
+    return cls(**{k: v for k, v in config.items() if k != "_target_"}, **kwargs)
+
+
+def reserved_key(value: Any, path: str) -> str | None:
+    """The path of the first of Hydra's `RESERVED_KEYS` anywhere in `value`, or None."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in RESERVED_KEYS:
+                return f"{path}.{key}"
+            if found := reserved_key(item, f"{path}.{key}"):
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if found := reserved_key(item, f"{path}[{index}]"):
+                return found
+    return None

@@ -1,0 +1,159 @@
+"""Files are data, never code: a `_target_` planted in a checkpoint's hyperparameters, a run's
+saved config or its saved overrides is refused by every entry point before anything runs."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from src.errors import ConfigError
+from src.eval import evaluate
+from src.export import export
+from src.predict import predict
+from src.train import train
+from src.utils.checkpoints import expand_resume
+from tests.conftest import run_script
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Path:
+    """The file a payload would create: it must never appear."""
+    return tmp_path / "pwned"
+
+
+@pytest.fixture
+def payloads(tmp_path: Path, marker: Path) -> dict[str, dict]:
+    """Configs that write `marker` when Hydra instantiates them."""
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    (hub / "hubconf.py").write_text(f"open({str(marker)!r}, 'w')\ndef model(): pass\n")
+    source = tmp_path / "source.txt"
+    source.write_text("anything")
+    return {
+        "write_text": {"_target_": "pathlib.Path.write_text", "self": str(marker), "data": "x"},
+        "open": {"_target_": "builtins.open", "file": str(marker), "mode": "w"},
+        "copyfile": {"_target_": "shutil.copyfile", "src": str(source), "dst": str(marker)},
+        "hub": {
+            "_target_": "torch.hub.load",
+            "repo_or_dir": str(hub),
+            "model": "model",
+            "source": "local",
+        },
+    }
+
+
+PLACES = {  # where in the hyperparameters the payload goes
+    "nested in net": lambda hparams, payload: hparams["net"].update(dropout=payload),
+    "as the net": lambda hparams, payload: hparams.update(net=payload),
+    "as the optimizer": lambda hparams, payload: hparams.update(optimizer=payload),
+    "nested in the scheduler": lambda hparams, payload: hparams.update(
+        scheduler={"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": payload}
+    ),
+}
+
+
+def planted_checkpoint(run: Path, tmp_path: Path, place: str, payload: dict) -> Path:
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    PLACES[place](checkpoint["hyper_parameters"], payload)
+    path = tmp_path / "planted.ckpt"
+    torch.save(checkpoint, path)
+    return path
+
+
+CASES = [("nested in net", payload) for payload in ("write_text", "open", "copyfile", "hub")]
+CASES += [(place, "open") for place in PLACES if place != "nested in net"]
+
+
+@pytest.mark.parametrize(("place", "payload"), CASES)
+def test_a_checkpoint_naming_code_is_refused_by_every_entry_point(
+    make_cfg, default_run, tmp_path, marker, payloads, place, payload
+) -> None:
+    ckpt = planted_checkpoint(default_run, tmp_path, place, payloads[payload])
+    points = tmp_path / "points.csv"
+    points.write_text("1.0,2.0\n")
+    runs = {
+        "eval": lambda: evaluate(make_cfg(f"ckpt_path={ckpt}", config_name="eval")),
+        "predict": lambda: predict(
+            make_cfg(f"ckpt_path={ckpt}", f"input={points}", config_name="predict")
+        ),
+        "export": lambda: export(make_cfg(f"ckpt_path={ckpt}", config_name="export")),
+        "train ckpt_path=": lambda: train(make_cfg(f"ckpt_path={ckpt}")),
+    }
+    for name, run in runs.items():
+        with pytest.raises(ConfigError, match=rf"^checkpoint {ckpt}: hyper_parameters\.") as error:
+            run()
+        assert "_target_" in str(error.value), name
+        assert not marker.exists(), name
+
+
+def test_the_command_line_refuses_a_planted_checkpoint_in_one_sentence(
+    default_run, tmp_path, marker, payloads
+) -> None:
+    ckpt = planted_checkpoint(default_run, tmp_path, "nested in net", payloads["open"])
+    result = run_script("eval", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 1
+    assert (
+        f"checkpoint {ckpt}: hyper_parameters.net.dropout._target_ would build an object inside "
+        f"hyper_parameters.net; the arguments of a network are plain values"
+    ) in result.stderr
+    assert not marker.exists()
+
+
+def copied_run(default_run: Path, tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(default_run, run, ignore=shutil.ignore_patterns("run.lock"))
+    return run
+
+
+@pytest.mark.parametrize("nested", [False, True])
+@pytest.mark.parametrize("payload", ["write_text", "open", "copyfile", "hub"])
+def test_a_run_config_naming_code_is_refused(
+    make_cfg, default_run, tmp_path, marker, payloads, payload, nested
+) -> None:
+    run = copied_run(default_run, tmp_path)
+    config_file = run / ".hydra" / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    if nested:
+        config["data"]["std"] = payloads[payload]
+    else:
+        config["data"] = payloads[payload]
+    config_file.write_text(yaml.safe_dump(config))
+    points = tmp_path / "points.csv"
+    points.write_text("1.0,2.0\n")
+    for script in ("eval", "predict"):
+        extra = [f"input={points}"] if script == "predict" else []
+        cfg = make_cfg(f"ckpt_path={run}", *extra, config_name=script)
+        run_entry = evaluate if script == "eval" else predict
+        with pytest.raises(ConfigError, match=rf"^{config_file}: data\."):
+            run_entry(cfg)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "+callbacks.x={_target_: builtins.open, file: MARKER, mode: w}",
+        "+callbacks.x._target_=builtins.print",
+        "trainer.plugins=[{_target_: builtins.open, file: MARKER, mode: w}]",
+        "hydra.searchpath=[file:///tmp]",
+        "callbacks=../../../../tmp/evil",
+        "model=../data/points",
+    ],
+)
+def test_saved_overrides_naming_code_are_refused_by_resume(
+    default_run, tmp_path, marker, override
+) -> None:
+    run = copied_run(default_run, tmp_path)
+    overrides_file = run / ".hydra" / "overrides.yaml"
+    saved = yaml.safe_load(overrides_file.read_text())
+    line = override.replace("MARKER", str(marker))
+    overrides_file.write_text(yaml.safe_dump([*saved, line]))
+    with pytest.raises(ConfigError, match=rf"^{overrides_file}: the saved override "):
+        expand_resume(["src/train.py", f"resume={run}"])
+    result = run_script("train", f"resume={run}")
+    assert result.returncode == 1
+    assert f"{overrides_file}: the saved override {line!r}" in result.stderr
+    assert not marker.exists()
+    assert not (run / "error.txt").exists()
