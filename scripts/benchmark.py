@@ -320,7 +320,7 @@ def startup(args: argparse.Namespace, workdir: Path) -> list[Row]:
         "error: model=nope": [*train, "model=nope"],
         "error: trainer.max_epochs=abc": [*train, "trainer.max_epochs=abc"],
         "compose train.yaml, no torch (python -c)": [sys.executable, "-c", compose_only],
-        "default run to its first training step": [*train, "+trainer.max_steps=1", "test=false"],
+        "default run to its first training step": [*train, "trainer.max_steps=1", "test=false"],
     }
     rows = []
     for name, command in commands.items():

@@ -5,6 +5,7 @@ python src/train.py model=logreg model/optimizer=sgd
 python src/train.py resume=logs/train/runs/<run>  # continue a run where it stopped
 """
 
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from src.errors import ConfigError
 from src.utils.checkpoints import expand_resume, resolve_checkpoint
 from src.utils.config import register_resolvers, validate
 from src.utils.launch import requeued_checkpoint
@@ -31,33 +33,57 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_checkpoint(requeued_checkpoint(cfg.get("ckpt_path"), run_dir), run_dir)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
-    from hydra.utils import instantiate
     from lightning.pytorch.utilities import rank_zero_only
 
     from src.models import build_module
+    from src.slots import DATAMODULE, build
+    from src.utils.checkpoints import check_resume_settings, continue_logs
     from src.utils.compatibility import check_compatible
-    from src.utils.run import build_trainer, finish_wandb, log_hyperparameters, prepare_run
+    from src.utils.run import (
+        build_trainer,
+        ctrl_c_stops_like_sigterm,
+        finish_wandb,
+        log_hyperparameters,
+        prepare_run,
+    )
 
     prepare_run(cfg)
-    datamodule = instantiate(cfg.data)
+    datamodule = build(cfg.data, DATAMODULE)
     check_compatible(cfg, datamodule.spec)
     model = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec)
+    if ckpt_path:
+        check_resume_settings(ckpt_path, model, datamodule)
+        continue_logs(cfg, ckpt_path)
     trainer = build_trainer(cfg)
     log_hyperparameters(trainer, cfg)
     try:
-        metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
+        with ctrl_c_stops_like_sigterm() as ctrl_c:
+            metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
     except BaseException as error:
         finish_wandb(trainer, failed=True)
         if isinstance(error, SystemExit) and not error.code and trainer.received_sigterm:
             raise SystemExit(  # Lightning stops on SIGTERM with exit code 0
-                f"Stopped by SIGTERM after checkpointing; resume with: python src/train.py "
-                f"resume={cfg.paths.output_dir}"
+                f"Stopped by {'Ctrl-C' if ctrl_c() else 'SIGTERM'} after checkpointing; resume "
+                f"with: python src/train.py resume={run_dir}"
             ) from error
         raise
     log_hyperparameters(trainer, cfg, metrics)
     finish_wandb(trainer, failed=False)
-    rank_zero_only(write_json)(Path(cfg.paths.output_dir) / METRICS_FILE, metrics)
+    check_result(cfg, metrics)
+    rank_zero_only(write_json)(run_dir / METRICS_FILE, metrics)
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's, now resumed
     return metrics
+
+
+def check_result(cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """Raise `FloatingPointError` when the metric the run is judged by is NaN or infinite (every
+    batch skipped, diverged weights): such a run has no result."""
+    name = cfg.get("optimized_metric")
+    if name in metrics and not math.isfinite(metrics[name]):
+        raise FloatingPointError(
+            f"{name} is {metrics[name]}: the run has no result; lower model.optimizer.lr, or check "
+            f"the data for NaN or infinite values"
+        )
 
 
 def fit_and_test(
@@ -103,5 +129,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv = expand_resume(sys.argv)  # resume=<run dir>: continue that run where it stopped
+    try:
+        sys.argv = expand_resume(sys.argv)  # resume=<run dir>: continue that run where it stopped
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
     main()

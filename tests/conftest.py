@@ -38,6 +38,7 @@ def run_script(
     env = (
         os.environ
         | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        | {"PYTHONPATH": str(PROJECT_ROOT)}  # tests' own callbacks (tests/crashes.py)
         | (env or {})
     )
     env = {name: value for name, value in env.items() if value}

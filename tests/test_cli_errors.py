@@ -13,6 +13,21 @@ CASES = {
     "not a number": (["trainer.max_epochs=abc"], "trainer.max_epochs='abc' is invalid"),
     "bad splits": (["data.splits=[0.8,0.1,0.2]"], "data.splits must be three positive"),
     "missing checkpoint": (["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt: no checkpoint"),
+    "negative seed": (
+        ["seed=-1"],
+        "seed=-1 is invalid: input should be greater than or equal to 0",
+    ),
+    "no logging interval": (
+        ["trainer.log_every_n_steps=0"],
+        "trainer.log_every_n_steps=0 is invalid",
+    ),
+    "zero epochs": (["trainer.max_epochs=0"], "trainer.max_epochs=0 is invalid: 0 trains nothing"),
+    "zero steps": (["trainer.max_steps=0"], "trainer.max_steps=0 is invalid: 0 trains nothing"),
+    "infinite lr": (["model.optimizer.lr=inf"], "model.optimizer.lr=inf is invalid"),
+    "empty layer": (
+        ["model.net.hidden_sizes=[0]"],
+        "model.net.hidden_sizes=[0] and model.net.dropout",
+    ),
     "incompatible pair": (
         ["model=logreg", "data.means=[[0,0],[3,3],[-3,-3]]"],
         "points: mlp; data that model=logreg takes: points.",  # and the alternatives

@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 from wandb.proto import wandb_internal_pb2
 
 from src.data.spec import DataSpec
+from src.loggers import TensorBoardLogger
 from src.models import build_module
-from src.utils.tensorboard import TensorBoardLogger
 from tests.conftest import read_metrics, run_script
 
 NO_WANDB_ACCOUNT = {"WANDB_MODE": "", "WANDB_API_KEY": ""}  # and HOME without a .netrc

@@ -13,7 +13,12 @@ from src.utils.config import CONFIG_DIR, ConfigError, compose_run
 from src.utils.serving import use_run_data
 from tests.conftest import read_metrics, run_script, write_mnist
 
-QUICK = ["trainer.max_epochs=1", "test=false", "logger=none", "callbacks=[model_checkpoint]"]
+QUICK = [
+    "trainer.max_epochs=1",
+    "test=false",
+    "logger=none",
+    "callbacks=[model_checkpoint,last_checkpoint]",
+]
 
 
 def trained_run(run_dir: Path, *overrides: str) -> Path:

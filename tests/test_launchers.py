@@ -20,7 +20,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import open_dict, read_write
 
 from src.utils import launch
-from src.utils.checkpoints import latest_checkpoint
+from src.utils.checkpoints import resumable_checkpoints
 from src.utils.config import PROJECT_ROOT
 from tests.conftest import run_script
 
@@ -172,7 +172,7 @@ def test_a_requeued_slurm_job_continues_from_its_run_directory(
     assert launch.requeued_checkpoint("init.ckpt", tmp_path / "new") == "init.ckpt"  # none yet
     time.sleep(0.01)
     (tmp_path / "hpc_ckpt_1.ckpt").write_bytes(b"")  # Lightning's, on the requeue signal
-    assert latest_checkpoint(tmp_path) == tmp_path / "hpc_ckpt_1.ckpt"
+    assert resumable_checkpoints(tmp_path)[0] == tmp_path / "hpc_ckpt_1.ckpt"
 
 
 def free_port() -> int:
@@ -227,7 +227,7 @@ def test_sbatch_job_saves_requeues_on_sigusr1_and_resumes_in_its_run_directory(
     first.send_signal(signal.SIGTERM)  # scontrol requeue ends the job
     first.communicate(timeout=60)
 
-    saved = torch.load(latest_checkpoint(run_dir), weights_only=True)
+    saved = torch.load(resumable_checkpoints(run_dir)[0], weights_only=True)
     steps_per_epoch = 50  # 1600 training points, batch size 32
     epochs = saved["epoch"] + 2
     second = start(f"trainer.max_epochs={epochs}", SLURM_RESTART_COUNT="1")

@@ -1,7 +1,11 @@
-"""Trustworthy runs: exact resume after SIGKILL or SIGTERM, safe checkpoints, non-finite losses."""
+"""Trustworthy runs: exact resume after SIGKILL, SIGTERM or Ctrl-C with the whole history kept,
+the newest checkpoint that loads, one process per run, safe checkpoints, non-finite losses."""
 
+import csv
 import hashlib
+import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -11,11 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from src.errors import ConfigError
 from src.eval import evaluate
 from src.models import load_module
 from src.train import train
-from src.utils.config import PROJECT_ROOT, ConfigError
+from src.utils.checkpoints import resolve_checkpoint
+from src.utils.config import PROJECT_ROOT
 from tests.conftest import run_script
 
 # 4 epochs of 50 steps, dropout on (so the RNG matters), a checkpoint every 10 steps
@@ -23,7 +30,8 @@ RUN = [
     "trainer.max_epochs=4",
     "trainer.deterministic=true",
     "model.net.dropout=0.2",
-    "callbacks.step_checkpoint.every_n_train_steps=10",
+    "callbacks.last_checkpoint.every_n_train_steps=10",
+    "logger=[csv,tensorboard]",
     "callbacks.early_stopping=null",
     "callbacks.rich_progress_bar=null",
     "extras.print_config=false",
@@ -48,11 +56,43 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
+def uninterrupted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
     result = run_script("train", *RUN, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
-    return final_weights(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_run: Path) -> dict[str, torch.Tensor]:
+    return final_weights(uninterrupted_run)
+
+
+# Lightning's ThroughputMonitor counts batches, samples and time from each process's start
+PER_PROCESS = ("train/batches", "train/samples", "train/time", "train/device/")
+
+
+def csv_history(run_dir: Path) -> list[tuple]:
+    """The rows of the run's metrics.csv, in order, without the per-process counters."""
+    with open(run_dir / "csv" / "metrics.csv") as file:
+        rows = [
+            {k: v for k, v in row.items() if v and not k.startswith(PER_PROCESS)}
+            for row in csv.DictReader(file)
+        ]
+    return [tuple(sorted(row.items())) for row in rows if len(row) > 2]  # more than step, epoch
+
+
+def tensorboard_history(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Each scalar TensorBoard shows for the run: its (step, value) points, as TensorBoard reads
+    them (events an interrupted run logged after its checkpoint are purged)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+        if not tag.startswith((*PER_PROCESS, "hparams/"))  # hparams/: the final metrics
+    }
 
 
 def interrupt(run_dir: Path, signum: int, *overrides: str) -> subprocess.CompletedProcess:
@@ -79,13 +119,31 @@ def interrupt(run_dir: Path, signum: int, *overrides: str) -> subprocess.Complet
     return subprocess.CompletedProcess(args, process.returncode, "", stderr)
 
 
-def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(uninterrupted, tmp_path) -> None:
+KILL_POINTS = {  # (step, hook) of `tests.crashes.KillAt`
+    "mid-epoch": (70, "on_train_batch_start"),
+    "before an epoch's validation": pytest.param(50, "on_validation_start", marks=pytest.mark.slow),
+    "between epochs": pytest.param(100, "on_train_epoch_start", marks=pytest.mark.slow),
+}
+
+
+@pytest.mark.parametrize(("step", "hook"), KILL_POINTS.values(), ids=KILL_POINTS.keys())
+def test_a_killed_run_resumes_to_the_same_weights_and_history(
+    uninterrupted_run, tmp_path, step, hook
+) -> None:
     run_dir = tmp_path / "run"
-    assert interrupt(run_dir, signal.SIGKILL).returncode == -signal.SIGKILL
-    assert last_checkpoint(run_dir)["global_step"] % STEPS_PER_EPOCH != 0  # killed mid-epoch
-    result = run_script("train", *RUN, f"hydra.run.dir={run_dir}", "ckpt_path=last")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert max_difference(final_weights(run_dir), uninterrupted) <= 1e-6
+    kill = f"+callbacks.kill={{_target_: tests.crashes.KillAt, step: {step}, hook: {hook}}}"
+    killed = run_script("train", *RUN, f"hydra.run.dir={run_dir}", kill)
+    assert killed.returncode == -signal.SIGKILL
+    overrides = run_dir / ".hydra" / "overrides.yaml"  # the kill is not part of the run
+    overrides.write_text(yaml.safe_dump(yaml.safe_load(overrides.read_text())[:-1]))
+    resumed = run_script("train", f"resume={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert max_difference(final_weights(run_dir), final_weights(uninterrupted_run)) == 0
+    assert csv_history(run_dir) == csv_history(uninterrupted_run)
+    assert tensorboard_history(run_dir) == tensorboard_history(uninterrupted_run)
+    provenance = yaml.safe_load((run_dir / "provenance.yaml").read_text())
+    assert "tests.crashes.KillAt" in provenance["command"]  # the original run's, kept
+    assert [r["command"].count("ckpt_path=last") for r in provenance["resumes"]] == [1]
 
 
 def test_sigterm_checkpoints_exits_nonzero_and_resume_continues_exactly(
@@ -94,7 +152,10 @@ def test_sigterm_checkpoints_exits_nonzero_and_resume_continues_exactly(
     run_dir = tmp_path / "run"
     stopped = interrupt(run_dir, signal.SIGTERM, "logger=wandb")
     assert stopped.returncode == 1
-    assert f"resume={run_dir}" in stopped.stderr
+    assert (
+        f"Stopped by SIGTERM after checkpointing; resume with: python src/train.py resume={run_dir}"
+        in stopped.stderr
+    )
     assert (run_dir / "checkpoints" / "on_exception.ckpt").is_file()
     resumed = run_script("train", f"resume={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -103,14 +164,18 @@ def test_sigterm_checkpoints_exits_nonzero_and_resume_continues_exactly(
     assert len(list(run_dir.glob("wandb/offline-run-*"))) == 2 and len(wandb_ids) == 1
 
 
-def test_ctrl_c_checkpoints_exits_nonzero_and_the_run_resumes(tmp_path) -> None:
-    # Ctrl-C may land inside a step, so the resumed run is whole but not bit-exact
+def test_ctrl_c_stops_after_the_step_and_resume_continues_exactly(uninterrupted, tmp_path) -> None:
     run_dir = tmp_path / "run"
-    assert interrupt(run_dir, signal.SIGINT).returncode == 1
+    stopped = interrupt(run_dir, signal.SIGINT)
+    assert stopped.returncode == 1
+    assert (
+        f"Stopped by Ctrl-C after checkpointing; resume with: python src/train.py resume={run_dir}"
+        in stopped.stderr
+    )
     assert (run_dir / "checkpoints" / "on_exception.ckpt").is_file()
     resumed = run_script("train", f"resume={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert last_checkpoint(run_dir)["epoch"] == 3
+    assert max_difference(final_weights(run_dir), uninterrupted) == 0
 
 
 def test_a_run_without_ckpt_path_starts_afresh_beside_old_checkpoints(make_cfg, tmp_path) -> None:
@@ -129,21 +194,13 @@ def test_resume_needs_a_run_directory(tmp_path) -> None:
     assert f"resume={tmp_path}: {tmp_path}/.hydra/overrides.yaml is missing" in result.stderr
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_good_weights(tmp_path) -> None:
-    result = run_script("train", "model.optimizer.lr=1e30", *RUN, f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 1
-    assert "FloatingPointError: train/loss is nan at training step" in result.stderr
-    assert "train/loss is nan" in (tmp_path / "error.txt").read_text()
-    for path in (tmp_path / "checkpoints").glob("*.ckpt"):
-        weights = torch.load(path, weights_only=True)["state_dict"].values()
-        assert all(torch.isfinite(w).all() for w in weights), path.name
-
-
-def test_nan_loss_batches_can_be_skipped(make_cfg) -> None:
+def test_nan_loss_batches_can_be_skipped_and_a_nan_result_fails(make_cfg) -> None:
     cfg = make_cfg("model.optimizer.lr=1e30", "model.nonfinite_loss=skip", "trainer.max_epochs=1")
-    with pytest.warns(UserWarning, match="train/loss is nan at training step .*: batch skipped"):
-        metrics = train(cfg)
-    assert "test/acc" in metrics
+    with (
+        pytest.warns(UserWarning, match="train/loss is nan at training step .*: batch skipped"),
+        pytest.raises(FloatingPointError, match="val/loss is nan: the run has no result"),
+    ):
+        train(cfg)
 
 
 class Payload:
@@ -164,7 +221,7 @@ def test_a_checkpoint_carrying_code_is_refused_everywhere(make_cfg, default_run,
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.ckpt"
     torch.save(last_checkpoint(default_run) | {"payload": Payload(marker)}, evil)
-    refused = f"checkpoint {evil} cannot be loaded safely"
+    refused = f"checkpoint {evil} cannot be used: it holds objects other than weights"
     with pytest.raises(ConfigError, match=refused):
         train(make_cfg(f"ckpt_path={evil}"))
     with pytest.raises(ConfigError, match=refused):
@@ -184,7 +241,7 @@ def test_a_truncated_checkpoint_fails_fast_and_touches_nothing(default_run, tmp_
     started = time.monotonic()
     result = run_script("train", f"ckpt_path={truncated}", f"hydra.run.dir={run_dir}")
     assert result.returncode == 1 and time.monotonic() - started < 30
-    assert f"checkpoint {truncated} cannot be loaded safely" in result.stderr
+    assert f"checkpoint {truncated} cannot be used: it is truncated" in result.stderr
     assert not (run_dir / "checkpoints").exists()
     assert {path.name: sha256(path) for path in checkpoints.iterdir()} == before
 
@@ -207,3 +264,115 @@ def test_the_saved_config_of_a_run_reproduces_it(default_run, tmp_path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     rerun, original = last_checkpoint(tmp_path / "rerun"), last_checkpoint(default_run)
     assert max_difference(rerun["state_dict"], original["state_dict"]) == 0
+
+
+def copied_run(run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("run.lock"))
+    return copy
+
+
+def test_resume_takes_the_newest_checkpoint_that_loads(default_run, tmp_path, caplog) -> None:
+    run_dir = copied_run(default_run, tmp_path)
+    checkpoints = run_dir / "checkpoints"
+    good = (checkpoints / "last.ckpt").read_bytes()
+    (checkpoints / "on_exception.ckpt").write_bytes(good[: len(good) // 2])  # newer, truncated
+    with caplog.at_level(logging.WARNING):
+        assert resolve_checkpoint("last", run_dir) == str(checkpoints / "last.ckpt")
+    assert f"Skipped {checkpoints / 'on_exception.ckpt'}: it is truncated" in caplog.text
+    (checkpoints / "last.ckpt").write_bytes(b"")
+    with pytest.raises(ConfigError, match=rf"ckpt_path=last: no checkpoint in {run_dir} loads \("):
+        resolve_checkpoint("last", run_dir)
+
+
+def test_non_finite_weights_are_never_checkpointed_nor_resumed(default_run, tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    poison = "+callbacks.poison={_target_: tests.crashes.PoisonAt, step: 35}"
+    result = run_script("train", *RUN, f"hydra.run.dir={run_dir}", poison)
+    assert result.returncode == 1
+    assert "train/loss is nan at training step 35" in result.stderr
+    assert "train/loss is nan" in (run_dir / "error.txt").read_text()
+    assert "on_exception.ckpt not saved: the weights hold NaN or infinite values" in result.stderr
+    assert [p.name for p in (run_dir / "checkpoints").glob("*.ckpt")] == ["last.ckpt"]
+    assert last_checkpoint(run_dir)["global_step"] == 30  # the last finite weights
+    inf = last_checkpoint(default_run)
+    next(iter(inf["state_dict"].values())).fill_(float("inf"))
+    torch.save(inf, tmp_path / "inf.ckpt")
+    with pytest.raises(ConfigError, match="its weights hold NaN or infinite values"):
+        resolve_checkpoint(str(tmp_path / "inf.ckpt"), tmp_path)
+
+
+@pytest.mark.parametrize("stop", ["trainer.max_steps=75", "callbacks.early_stopping.patience=0"])
+def test_last_checkpoint_holds_the_end_of_fitting_whatever_ended_it(
+    make_cfg, tmp_path, stop
+) -> None:
+    train(make_cfg(stop, "test=false", "extras.print_config=false", "trainer.max_epochs=20"))
+    with open(tmp_path / "csv" / "metrics.csv") as file:
+        last_epoch_end = max(int(row["step"]) for row in csv.DictReader(file) if row["train/loss"])
+    assert last_checkpoint(tmp_path)["global_step"] == last_epoch_end + 1
+
+
+CHANGED = {  # what resuming would restore over the new value, or fail on
+    "model.optimizer.lr=0.5": "model.optimizer.lr=0.5 differs from 0.01",
+    "model/optimizer=sgd": "model.optimizer._target_=torch.optim.SGD differs from torch.optim.Adam",
+    "model/scheduler=cosine": "model.scheduler.T_max=10 differs from None",
+    "model.net.hidden_sizes=[16]": "model.net.hidden_sizes=[16] differs from [10]",
+    "data.batch_size=16": "data.batch_size=16 differs from 32",
+    "seed=3": "data.seed=3 differs from 0",
+}
+
+
+@pytest.mark.parametrize("override", CHANGED)
+def test_resuming_refuses_settings_the_checkpoint_would_overrule(
+    make_cfg, default_run, override
+) -> None:
+    ckpt = default_run / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError, match=re.escape(CHANGED[override])):
+        train(make_cfg(f"ckpt_path={ckpt}", override, "extras.print_config=false"))
+
+
+def test_resuming_may_change_how_it_trains_on(make_cfg, default_run, tmp_path) -> None:
+    ckpt = default_run / "checkpoints" / "last.ckpt"
+    steps = torch.load(ckpt, weights_only=True)["global_step"]
+    allowed = ["trainer.max_epochs=11", "data.num_workers=0", "model.nonfinite_loss=skip"]
+    train(make_cfg(f"ckpt_path={ckpt}", *allowed, "test=false", "extras.print_config=false"))
+    assert last_checkpoint(tmp_path)["global_step"] == steps + STEPS_PER_EPOCH
+
+
+def test_one_process_at_a_time_in_a_run_directory(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    args = [
+        sys.executable,
+        "src/train.py",
+        *RUN,
+        "trainer.max_epochs=1000",
+        f"hydra.run.dir={run_dir}",
+    ]
+    first = subprocess.Popen(args, cwd=PROJECT_ROOT, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoints" / "last.ckpt").exists():
+            assert first.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+            time.sleep(0.05)
+        second = run_script("train", f"resume={run_dir}")
+        assert second.returncode == 1
+        assert f"{run_dir} is in use by process {first.pid} on " in second.stderr
+        assert not (run_dir / "error.txt").exists()
+    finally:
+        first.kill()
+        first.wait()
+    # the lock of a killed process blocks nothing
+    resumed = run_script("train", f"resume={run_dir}", "trainer.max_epochs=2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+
+def test_a_new_run_never_writes_over_an_earlier_one(default_run, tmp_path) -> None:
+    run_dir = copied_run(default_run, tmp_path)
+    before = sha256(run_dir / "checkpoints" / "last.ckpt")
+    result = run_script("train", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 1
+    assert (
+        f"{run_dir} holds a run's checkpoints; continue that run with resume={run_dir}"
+        in result.stderr
+    )
+    assert sha256(run_dir / "checkpoints" / "last.ckpt") == before

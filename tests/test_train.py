@@ -63,7 +63,7 @@ def test_metrics_updated_in_chunks_cover_every_sample_once(make_cfg) -> None:
 
 def test_max_steps_may_stop_a_run_mid_epoch(make_cfg, tmp_path: Path) -> None:
     # early stopping and checkpoints monitor val/loss, which a mid-epoch stop has not logged
-    metrics = train(make_cfg("+trainer.max_steps=3", "extras.print_config=false"))
+    metrics = train(make_cfg("trainer.max_steps=3", "extras.print_config=false"))
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
     assert "test/acc" in metrics
 

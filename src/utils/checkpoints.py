@@ -1,45 +1,78 @@
 """Finding the checkpoint a run resumes from or evaluates, and loading checkpoints safely."""
 
+import logging
+import pickle
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig
 
-from src.utils.config import ConfigError
+from src.errors import ConfigError
+from src.slots import RESERVED_KEYS, reserved_key
+from src.utils.config import CONFIG_DIR
 
-# what a run directory resumes from: the newest of these
+if TYPE_CHECKING:
+    from src.data.base import TensorDataModule
+    from src.models.base import TaskModule
+
+log = logging.getLogger(__name__)
+
+# what a run directory resumes from: the newest of these that loads
 RESUMABLE = ("last.ckpt", "on_exception.ckpt")
+# overrides `resume=` sets itself, replacing the saved ones
+RESUME_SETS = ("hydra.run.dir=", "ckpt_path=", "resume=", "logger.wandb.id=")
 
 
 def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
     """The checkpoint file meant by `ckpt_path`, checked to load safely; None to start afresh.
 
-    `last` means this run directory's newest `checkpoints/last.ckpt` or
-    `checkpoints/on_exception.ckpt` (point `hydra.run.dir` at an earlier run to continue it in
-    place); a run directory means its newest of those; anything else is a checkpoint file. A
-    path that leads to no file is an error, never a silent fresh start.
+    `last` means this run directory's newest checkpoint that loads (of `checkpoints/last.ckpt`,
+    `checkpoints/on_exception.ckpt` and Lightning's `hpc_ckpt_<n>.ckpt`; point `hydra.run.dir`
+    at an earlier run to continue it in place); a run directory means the same there; anything
+    else is a checkpoint file. A path that leads to no good file is an error, never a silent
+    fresh start.
     """
     if ckpt_path is None:
         return None
     path = run_dir if ckpt_path == "last" else Path(ckpt_path).expanduser()
     if path.is_dir():
-        path = latest_checkpoint(path)
+        return str(newest_loadable(path, f"ckpt_path={ckpt_path}").resolve())
     if not path.is_file():
         raise ConfigError(
             f"ckpt_path={ckpt_path}: no checkpoint at {path}; give a .ckpt file, a run directory "
             f"with checkpoints/last.ckpt, or ckpt_path=last with hydra.run.dir=<that run directory>"
         )
-    load_checkpoint(path, mmap=True)  # tensors mapped, not read: seconds even for big models
+    check_checkpoint(path)
     return str(path.resolve())
 
 
-def latest_checkpoint(run_dir: Path) -> Path:
-    """The newest of the run's `checkpoints/last.ckpt`, `checkpoints/on_exception.ckpt` and
-    `hpc_ckpt_<n>.ckpt` (Lightning's, on SLURM's requeue signal) (`last.ckpt`, maybe missing, when
-    it has none)."""
+def resumable_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoints to resume from, newest first."""
     paths = [run_dir / "checkpoints" / name for name in RESUMABLE]
-    paths += sorted(run_dir.glob("hpc_ckpt_*.ckpt"))
-    return max((p for p in paths if p.is_file()), key=lambda p: p.stat().st_mtime, default=paths[0])
+    paths += run_dir.glob("hpc_ckpt_*.ckpt")  # Lightning's, on SLURM's requeue signal
+    return sorted((p for p in paths if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def newest_loadable(run_dir: Path, asked: str) -> Path:
+    """The newest of the run's `resumable_checkpoints` that loads, saying in one line which it
+    skipped and why; `ConfigError` (naming `asked`, the argument) when none does."""
+    failures = []
+    for path in resumable_checkpoints(run_dir):
+        try:
+            check_checkpoint(path)
+        except ConfigError as error:
+            failures.append(f"{path.name}: {error.reason}")
+            log.warning(f"Skipped {path}: {error.reason}")
+            continue
+        return path
+    found = f" ({'; '.join(failures)})" if failures else ""
+    raise ConfigError(
+        f"{asked}: no checkpoint in {run_dir} loads{found}; give a run directory with "
+        f"checkpoints/last.ckpt, or a .ckpt file"
+    )
 
 
 def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
@@ -47,35 +80,159 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     truncated, corrupt or carries code (a pickle that would run it) raises `ConfigError`."""
     import torch
 
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(path, "it is truncated, or not a checkpoint torch.save wrote")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as error:  # zip, pickle and storage errors alike
+    except pickle.UnpicklingError as error:
+        reason = "it holds objects other than weights, which could run code and are never loaded"
+        raise CheckpointError(path, reason) from error
+    except Exception as error:  # zip and storage errors
         reason = str(error).strip().splitlines()[0]
-        raise ConfigError(
-            f"checkpoint {path} cannot be loaded safely ({reason}); it is truncated, corrupt or "
-            f"holds code rather than weights: give a checkpoint this template wrote"
-        ) from error
+        raise CheckpointError(path, f"it is corrupt ({reason})") from error
+
+
+def check_checkpoint(path: Path) -> None:
+    """Raise `ConfigError` unless `path` loads safely and its weights are all finite."""
+    import torch
+
+    checkpoint = load_checkpoint(path, mmap=True)  # mapped, not copied: seconds for big models
+    weights = checkpoint.get("state_dict", {})
+    if any(t.is_floating_point() and not torch.isfinite(t).all() for t in weights.values()):
+        raise CheckpointError(path, "its weights hold NaN or infinite values")
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint file that cannot be used, and why (`reason`)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(
+            f"checkpoint {path} cannot be used: {reason}; give a checkpoint this template wrote"
+        )
+        self.reason = reason
+
+
+def check_resume_settings(
+    ckpt_path: str, module: "TaskModule", datamodule: "TensorDataModule"
+) -> None:
+    """Raise `ConfigError` when this run's model or data settings differ from those the
+    checkpoint was trained with: resuming restores its optimizer and scheduler states, the
+    loader's position and the random states over them (or cannot load its weights into another
+    network), so the new values would be ignored or break the run. How batches are served
+    (`datamodule.serving_keys`) and the trainer's settings may change."""
+    from src.models import module_hyperparameters
+
+    checkpoint = load_checkpoint(ckpt_path, mmap=True)
+    saved, now = module_hyperparameters(checkpoint, f"checkpoint {ckpt_path}"), module.hparams
+    pairs = {f"model.{k}": (now.get(k), saved.get(k)) for k in ("net", "optimizer", "scheduler")}
+    if "datamodule_hyper_parameters" in checkpoint:
+        served = datamodule.serving_keys
+        data = dict(datamodule.hparams), checkpoint["datamodule_hyper_parameters"]
+        pairs["data"] = tuple({k: v for k, v in d.items() if k not in served} for d in data)
+    for key, (value, old) in pairs.items():
+        if difference := _first_difference(key, _plain(value), _plain(old)):
+            name, value, old = difference
+            raise ConfigError(
+                f"{name}={value} differs from {old}, the value checkpoint {ckpt_path} was "
+                f"trained with, which resuming would restore or fail on; drop it to continue the "
+                f"run as it was, or start a new run without ckpt_path"
+            )
+
+
+def continue_logs(cfg: DictConfig, ckpt_path: str) -> None:
+    """When the run resumes in its own directory, have its loggers continue the history there:
+    each logger config with a `purge_step` gets the checkpoint's step, so what the interrupted
+    run logged after its checkpoint is dropped (CSV) or hidden (TensorBoard)."""
+    if not Path(ckpt_path).is_relative_to(Path(cfg.paths.output_dir).resolve()):
+        return
+    step = load_checkpoint(ckpt_path, mmap=True)["global_step"]
+    for logger in (cfg.get("logger") or {}).values():
+        if logger and "purge_step" in logger:
+            logger.purge_step = step
+
+
+def _first_difference(key: str, value: Any, old: Any) -> tuple[str, Any, Any] | None:
+    """The first dotted key under `key` where `value` and `old` differ, with both values."""
+    if isinstance(value, dict) and isinstance(old, dict):
+        for name in sorted(value.keys() | old.keys()):
+            found = _first_difference(f"{key}.{name}", value.get(name), old.get(name))
+            if found:
+                return found
+        return None
+    return None if value == old else (key, value, old)
+
+
+def _plain(value: Any) -> Any:
+    """`value` with tuples as lists, so saved and configured sequences compare equal."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def expand_resume(argv: list[str]) -> list[str]:
     """Replace `resume=<run dir>` in a command line with that run's saved overrides,
     `hydra.run.dir=<run dir>`, `ckpt_path=last` and its W&B run id (so the same W&B run
-    continues); the command line's other arguments follow and win."""
+    continues); the command line's other arguments follow.
+
+    The saved overrides are a file, so data: each is checked by `check_saved_override`.
+    """
     resume = [arg for arg in argv[1:] if arg.startswith("resume=")]
     if not resume:
         return argv
     run_dir = Path(resume[-1].removeprefix("resume=")).expanduser().resolve()
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     if not overrides_file.is_file():
-        raise SystemExit(
+        raise ConfigError(
             f"{resume[-1]}: {overrides_file} is missing; give the directory of a run this "
             f"template started (logs/<task>/runs/<run>)"
         )
-    replaced = ("hydra.run.dir=", "ckpt_path=", "resume=")
-    saved = [
-        o for o in yaml.safe_load(overrides_file.read_text()) or [] if not o.startswith(replaced)
-    ]
+    saved = yaml.safe_load(overrides_file.read_text()) or []
+    if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
+        raise ConfigError(f"{overrides_file} is not a list of overrides; give a run's directory")
+    kept = [o for o in saved if not o.startswith(RESUME_SETS)]
+    for override in kept:
+        check_saved_override(override, overrides_file)
     wandb_runs = sorted(run_dir.glob("wandb/*run-*"), key=lambda p: p.stat().st_mtime)
     wandb_id = [f"logger.wandb.id={wandb_runs[-1].name.rsplit('-', 1)[1]}"] if wandb_runs else []
     others = [arg for arg in argv[1:] if not arg.startswith("resume=")]
-    return [argv[0], *saved, f"hydra.run.dir={run_dir}", "ckpt_path=last", *wandb_id, *others]
+    return [argv[0], *kept, f"hydra.run.dir={run_dir}", "ckpt_path=last", *wandb_id, *others]
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _is_option(group: Path, value: Any) -> bool:
+    """Whether `value` names an option of the config group in `group` (or none: null)."""
+    if value is None:
+        return True
+    return (
+        isinstance(value, str) and Path(value).name == value and (group / f"{value}.yaml").is_file()
+    )
+
+
+def check_saved_override(text: str, source: Path) -> None:
+    """Raise `ConfigError` unless `text`, an override read from `source`, sets plain values: no
+    `_target_` (or another key that makes Hydra build something), no `hydra` setting, and for
+    a config group one of the project's own options in `configs/`."""
+    try:
+        override = OverridesParser.create().parse_override(text)
+        value = override.value()
+    except Exception as error:
+        raise ConfigError(f"{source}: {text!r} is not an override ({error})") from None
+    key = override.key_or_group
+    group = CONFIG_DIR / key
+    if key.split(".")[0].split("/")[0] == "hydra":
+        problem = "sets Hydra itself"
+    elif any(part in RESERVED_KEYS for part in key.split(".")) or reserved_key(value, key):
+        problem = "would build an object"
+    elif group.is_dir() and not all(_is_option(group, v) for v in _as_list(value)):
+        problem = f"names no option of configs/{key}/"
+    else:
+        return
+    raise ConfigError(
+        f"{source}: the saved override {text!r} {problem}; a run's saved overrides only set "
+        f"values, so remove it from that file or start a new run"
+    )

@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.utils.checkpoints import latest_checkpoint
+from src.utils.checkpoints import resumable_checkpoints
 from src.utils.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,6 @@ class EndDistributedJob(Callback):
 def requeued_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
     """`last` in a SLURM job that was requeued (preempted, or out of time) and whose run directory
     holds a checkpoint to continue from; else `ckpt_path`."""
-    if int(os.environ.get("SLURM_RESTART_COUNT", "0")) and latest_checkpoint(run_dir).is_file():
+    if int(os.environ.get("SLURM_RESTART_COUNT", "0")) and resumable_checkpoints(run_dir):
         return "last"
     return ckpt_path

@@ -1,7 +1,12 @@
 """Steps the entry points share once the config has passed its checks."""
 
+import logging
 import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -12,9 +17,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from src.callbacks.checkpoints import AtomicCheckpointIO
 from src.utils.console import print_config_tree, route_lightning_logs
 from src.utils.launch import relaunch_ddp_ranks_as_this_job
 from src.utils.provenance import git_state
+
+log = logging.getLogger(__name__)
 
 
 def prepare_run(cfg: DictConfig) -> Path:
@@ -42,14 +50,38 @@ def skip_nvml_probes_without_gpu() -> None:
         os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
 
 
+@contextmanager
+def ctrl_c_stops_like_sigterm() -> Iterator[Callable[[], bool]]:
+    """In the block, a first Ctrl-C stops training as SIGTERM does (Lightning ends the current
+    step, checkpoints and stops: a resume continues exactly); a second one interrupts at once.
+    Yields a function telling whether Ctrl-C was pressed."""
+    pressed = False
+
+    def handle(signum: int, frame: Any) -> None:
+        nonlocal pressed
+        if pressed or signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.SIG_IGN):
+            raise KeyboardInterrupt  # again, or before Lightning handles SIGTERM
+        pressed = True
+        log.warning("Ctrl-C: stopping after this step (press it again to stop at once)")
+        signal.raise_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield lambda: pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def build_trainer(cfg: DictConfig) -> L.Trainer:
-    """The Trainer of `cfg.trainer` with every callback and logger configured."""
+    """The Trainer of `cfg.trainer` with every callback and logger configured, writing its
+    checkpoints atomically."""
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if not loggers:  # the LR monitor refuses to start without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO()]
     relaunch_ddp_ranks_as_this_job()  # DDP ranks Lightning starts run this job, not the sweep
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
 
 def batch_size(batch: tuple[Tensor, Tensor]) -> int:

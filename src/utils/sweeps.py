@@ -1,5 +1,6 @@
 """Sweep summaries: each job's overrides, status, final metrics and run directory, best first."""
 
+import atexit
 import csv
 import fcntl
 import json
@@ -90,11 +91,15 @@ class SweepSummary(Callback):
     (`mode` min or max), with mean +- std over seeds when configurations ran with several.
 
     Hydra's launchers run every job of a sweep even when some fail, then raise the first
-    failure (exit code 1) without calling `on_multirun_end`: summary.csv is the record then.
+    failure (exit code 1) without calling `on_multirun_end`: the summary then prints as the
+    process exits.
     """
 
     def __init__(self, metric: str, mode: str = "min") -> None:
         self.metric, self.mode = metric, mode
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        atexit.register(self.print_sweep_summary, Path(config.hydra.sweep.dir))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
@@ -104,7 +109,11 @@ class SweepSummary(Callback):
             log.error(f"Job {config.hydra.job.num} failed; the sweep goes on. Summary: {summary}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
+        atexit.unregister(self.print_sweep_summary)
+        self.print_sweep_summary(Path(config.hydra.sweep.dir))
+
+    def print_sweep_summary(self, sweep_dir: Path) -> None:
+        """Rewrite summary.csv and print it as a table, with mean +- std over seeds."""
         self._write(sweep_dir)
         rows = ranked(collect(sweep_dir), self.metric, self.mode)
         console = Console()

@@ -1,0 +1,97 @@
+"""Checkpoints a run can always resume from: written whole, with finite weights, current at the
+end of fitting."""
+
+import io
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_warn
+
+from src.atomic import atomic_write
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, atomic on any machine, refusing non-finite weights.
+
+    Lightning writes a checkpoint to a temporary file in `$TMPDIR` and moves it into place: across
+    filesystems the move is a copy, which a kill or a full disk leaves half done. Here each goes
+    through `atomic_write` (a temporary file in the checkpoint's own directory, renamed over it).
+    A checkpoint whose weights hold NaN or infinite values is not written, so the files on disk
+    keep the last finite weights.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        weights = checkpoint.get("state_dict", {}).values()
+        if not all(torch.isfinite(w).all() for w in weights if w.is_floating_point()):
+            rank_zero_warn(
+                f"{path} not saved: the weights hold NaN or infinite values; the checkpoints "
+                f"on disk keep the last finite ones"
+            )
+            return
+        buffer = io.BytesIO()  # serialised first: a failed write then raises the OS's own error
+        torch.save(checkpoint, buffer)
+        with atomic_write(path) as file:
+            file.write(buffer.getbuffer())
+
+
+class LastCheckpoint(Checkpoint):
+    """Keeps `<dirpath>/last.ckpt` current to resume from: at the end of each training epoch
+    (after its validation), every `every_n_train_steps` training steps within an epoch, and when
+    fitting ends, whatever ended it (early stopping, `max_steps` mid-epoch). When fitting stops
+    on an error or SIGTERM after a training step, saves `on_exception.ckpt` (removed when a later
+    fit of the run ends normally); not on a KeyboardInterrupt, which may land inside a step (the
+    entry point turns a first Ctrl-C into a SIGTERM, which Lightning handles between steps).
+
+    Lightning resumes cleanly from these points: from a checkpoint taken at the last batch of an
+    epoch or after its validation, it would skip that epoch's end and the next one's start. The
+    loggers flush before each save, so what was logged up to a checkpoint is on disk with it.
+    Fitting without `ckpt_path` never resumes from these files on its own.
+    """
+
+    def __init__(self, dirpath: str | Path, every_n_train_steps: int = 100) -> None:
+        self.dirpath, self.every_n_train_steps = Path(dirpath), every_n_train_steps
+        self._saved_step: int | None = None
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, index: int
+    ) -> None:
+        every, last_of_epoch = self.every_n_train_steps, index + 1 >= trainer.num_training_batches
+        if every and trainer.global_step % every == 0 and not last_of_epoch:
+            self._save_last(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save_last(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save_last(trainer)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            return
+        if trainer.state.fn == TrainerFn.FITTING and trainer.global_step > 0:
+            try:
+                trainer.save_checkpoint(self.dirpath / "on_exception.ckpt")
+            except OSError as error:  # a full disk: the run's own error matters more
+                rank_zero_warn(f"on_exception.ckpt not saved ({error}); last.ckpt is kept")
+
+    def teardown(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        trainer.strategy.remove_checkpoint(self.dirpath / "on_exception.ckpt")
+
+    def _save_last(self, trainer: L.Trainer) -> None:
+        if trainer.fast_dev_run or trainer.global_step in (0, self._saved_step):
+            return
+        for logger in trainer.loggers:
+            logger.save()
+        trainer.save_checkpoint(self.dirpath / "last.ckpt")
+        self._saved_step = trainer.global_step
