@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on a datamodule's test split and print the metrics.
 
-The data config is that of the run that wrote the checkpoint (`<run>/.hydra/config.yaml`) when
-there is one, with the command line's `data.*` overrides on top; `data=<option>` picks other data.
+The data config is the one the checkpoint was trained with (checkpoints carry it), with the
+command line's `data.*` overrides on top; `data=<option>` picks other data.
 
 python src/eval.py ckpt_path=logs/train/runs/<run>/checkpoints/epoch_009.ckpt
 python src/eval.py ckpt_path=logs/train/runs/<run>        # that run's last.ckpt
@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from src.utils.checkpoints import resolve_checkpoint
 from src.utils.config import register_resolvers, validate
-from src.utils.serving import compatible_datamodule, use_run_data
+from src.utils.serving import compatible_datamodule, use_trained_config
 
 register_resolvers()
 
@@ -23,22 +23,23 @@ register_resolvers()
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint's module on `cfg.data`; return the test metrics."""
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
-    use_run_data(cfg, ckpt_path)
+    use_trained_config(cfg, ckpt_path, ("data",))
     validate(cfg)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
 
     from src.models import load_module
-    from src.utils.console import print_summary
+    from src.utils.console import print_final_metrics, show_run
     from src.utils.run import build_trainer, logged_metrics, prepare_run
 
     prepare_run(cfg)
     module = load_module(ckpt_path)
     datamodule = compatible_datamodule(cfg, module)
+    rank_zero_only(show_run)(cfg, "Evaluate")
     trainer = build_trainer(cfg)
     trainer.test(module, datamodule=datamodule)
     metrics = logged_metrics(trainer, "test")
-    rank_zero_only(print_summary)(metrics, ckpt_path)
+    rank_zero_only(print_final_metrics)(metrics, ckpt_path, "Checkpoint evaluated")
     return metrics
 
 

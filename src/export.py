@@ -64,7 +64,7 @@ def export(cfg: DictConfig) -> Path:
                 f"the {cfg.format} export of {ckpt_path} differs from PyTorch by up to "
                 f"{difference:.3g} (more than {allowed:.3g}); try the other format=..."
             )
-    print_summary(cfg.format, output, module.spec.input_shape, expected, float(difference))
+    print_export_summary(cfg.format, output, module.spec.input_shape, expected, float(difference))
     return output
 
 
@@ -106,22 +106,22 @@ def exported_outputs(path: Path, fmt: str, inputs: "Tensor") -> "Tensor":
         return torch.jit.load(str(path), map_location="cpu")(inputs.cpu())
 
 
-def print_summary(
+def print_export_summary(
     fmt: str, output: Path, input_shape: tuple[int, ...], outputs: "Tensor", difference: float
 ) -> None:
     """Where the file is, what goes in and comes out, and how closely it matches PyTorch."""
-    from rich.console import Console
+    from src.utils.console import console
 
     def batch_of(shape: tuple[int, ...]) -> str:
         return f"(batch, {', '.join(map(str, shape))})"
 
-    console = Console()
-    console.print(f"Exported ({fmt}): {output}")
-    console.print(
+    out = console()
+    out.print(f"Exported ({fmt}): {output}")
+    out.print(
         f"input: float32 {batch_of(input_shape)}, normalised as in training; "
         f"output: {batch_of(tuple(outputs.shape[1:]))}"
     )
-    console.print(
+    out.print(
         f"{RUNTIMES[fmt]} vs PyTorch on {len(outputs)} random inputs: "
         f"max abs difference {difference:.3g}"
     )

@@ -2,7 +2,7 @@
 
 Images (a folder of PNG/JPG) are converted, resized and normalised as the datamodule does in
 training; points and sequences come as a .npy or .csv file, one sample per row. The data config
-is found as in `src/eval.py`.
+is the checkpoint's, as in `src/eval.py`.
 
 python src/predict.py ckpt_path=logs/train/runs/<run> input=my_digits/
 python src/predict.py ckpt_path=<run>/checkpoints/last.ckpt input=points.csv output=out.csv
@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from src.utils.checkpoints import resolve_checkpoint
 from src.utils.config import ConfigError, register_resolvers, validate
-from src.utils.serving import atomic_output, compatible_datamodule, use_run_data
+from src.utils.serving import atomic_output, compatible_datamodule, use_trained_config
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -36,7 +36,7 @@ def predict(cfg: DictConfig) -> Path:
     input_path, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     check_paths(input_path, output)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
-    use_run_data(cfg, ckpt_path)
+    use_trained_config(cfg, ckpt_path, ("data",))
     validate(cfg)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from src.models import load_module
@@ -50,7 +50,7 @@ def predict(cfg: DictConfig) -> Path:
     probabilities = module.probabilities(outputs) if module.spec.task == "classification" else None
     with atomic_output(output) as temporary, open(temporary, "w", newline="") as file:
         csv.writer(file).writerows(prediction_table(names, predictions, probabilities))
-    print_summary(predictions, probabilities is not None, input_path, output)
+    print_prediction_summary(predictions, probabilities is not None, input_path, output)
     return output
 
 
@@ -99,10 +99,12 @@ def prediction_table(
     return [["input", *header]] + [[n, *v] for n, v in zip(names, values, strict=True)]
 
 
-def print_summary(predictions: "Tensor", classes: bool, input_path: Path, output: Path) -> None:
+def print_prediction_summary(
+    predictions: "Tensor", classes: bool, input_path: Path, output: Path
+) -> None:
     """How many inputs, how many of each predicted class (or the range of the predicted values),
     and where the CSV is."""
-    from rich.console import Console
+    from src.utils.console import console
 
     if classes:
         counts = sorted(Counter(predictions.tolist()).items())
@@ -110,9 +112,9 @@ def print_summary(predictions: "Tensor", classes: bool, input_path: Path, output
     else:
         low, mean, high = predictions.min(), predictions.mean(), predictions.max()
         found = f"values: mean {mean:.4g}, min {low:.4g}, max {high:.4g}"
-    console = Console()
-    console.print(f"Predicted {len(predictions)} inputs from {input_path}; {found}")
-    console.print(f"Predictions: {output}")
+    out = console()
+    out.print(f"Predicted {len(predictions)} inputs from {input_path}; {found}")
+    out.print(f"Predictions: {output}")
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="predict")

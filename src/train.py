@@ -3,6 +3,7 @@
 python src/train.py                              # points + MLP, seconds on a CPU
 python src/train.py model=logreg model/optimizer=sgd
 python src/train.py resume=logs/train/runs/<run>  # continue a run where it stopped
+python src/train.py rerun=logs/train/runs/<run>   # run its saved config again, in a new run dir
 """
 
 import math
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from src.errors import ConfigError
-from src.utils.checkpoints import expand_resume, resolve_checkpoint
+from src.errors import ConfigError, DivergedError
+from src.utils.checkpoints import expand_run_arguments, load_step, resolve_checkpoint
 from src.utils.config import register_resolvers, validate
 from src.utils.launch import requeued_checkpoint
+from src.utils.serving import use_trained_config
 from src.utils.sweeps import ERROR_FILE, METRICS_FILE, write_json
 
 if TYPE_CHECKING:
@@ -27,11 +29,18 @@ register_resolvers()
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, test the best checkpoint, print the final metrics, log them with the config and save
-    them as `metrics.json` in the run directory; return them."""
+    """Fit, test the best checkpoint, log the final metrics with the config, save them as
+    `metrics.json` in the run directory and print them last; return them.
+
+    With `ckpt_path`, training continues from the checkpoint with the model and data configs it
+    carries (settings it would overrule may not change: `check_resume_settings`).
+    """
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_checkpoint(requeued_checkpoint(cfg.get("ckpt_path"), run_dir), run_dir)
+    if ckpt_path:
+        use_trained_config(cfg, ckpt_path, ("model", "data"))
+        validate(cfg)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
 
@@ -39,6 +48,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.slots import DATAMODULE, build
     from src.utils.checkpoints import check_resume_settings, continue_logs
     from src.utils.compatibility import check_compatible
+    from src.utils.console import print_final_metrics, show_run
     from src.utils.run import (
         build_trainer,
         ctrl_c_stops_like_sigterm,
@@ -54,11 +64,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if ckpt_path:
         check_resume_settings(ckpt_path, model, datamodule)
         continue_logs(cfg, ckpt_path)
+    rank_zero_only(show_run)(cfg, "Train")
     trainer = build_trainer(cfg)
     log_hyperparameters(trainer, cfg)
     try:
         with ctrl_c_stops_like_sigterm() as ctrl_c:
-            metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
+            metrics, best = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
+        check_result(cfg, metrics)
     except BaseException as error:
         finish_wandb(trainer, failed=True)
         if isinstance(error, SystemExit) and not error.code and trainer.received_sigterm:
@@ -68,22 +80,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
             ) from error
         raise
     log_hyperparameters(trainer, cfg, metrics)
-    finish_wandb(trainer, failed=False)
-    check_result(cfg, metrics)
+    finish_wandb(trainer, failed=False)  # before the final table: W&B prints its own summary
     rank_zero_only(write_json)(run_dir / METRICS_FILE, metrics)
     (run_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's, now resumed
+    rank_zero_only(print_final_metrics)(metrics, best or "none saved", "Best checkpoint")
     return metrics
-
-
-def check_result(cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """Raise `FloatingPointError` when the metric the run is judged by is NaN or infinite (every
-    batch skipped, diverged weights): such a run has no result."""
-    name = cfg.get("optimized_metric")
-    if name in metrics and not math.isfinite(metrics[name]):
-        raise FloatingPointError(
-            f"{name} is {metrics[name]}: the run has no result; lower model.optimizer.lr, or check "
-            f"the data for NaN or infinite values"
-        )
 
 
 def fit_and_test(
@@ -92,16 +93,22 @@ def fit_and_test(
     model: "L.LightningModule",
     datamodule: "L.LightningDataModule",
     ckpt_path: str | None,
-) -> dict[str, float]:
-    """Fit (unless `train=false`), test the best checkpoint, print a summary; return the
-    metrics."""
-    from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+) -> tuple[dict[str, float], str]:
+    """Fit (unless `train=false`), then test the best checkpoint; return the metrics and the best
+    checkpoint's path (empty when none was saved)."""
+    from lightning.pytorch.utilities import rank_zero_info
 
-    from src.utils.console import print_summary
     from src.utils.run import logged_metrics
 
     if cfg.get("train"):
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        if ckpt_path and trainer.global_step == load_step(ckpt_path):
+            raise ConfigError(
+                f"ckpt_path={cfg.ckpt_path}: nothing left to train, the checkpoint has done "
+                f"{trainer.current_epoch} epochs ({trainer.global_step} steps), as many as "
+                f"trainer.max_epochs={cfg.trainer.max_epochs} and trainer.max_steps="
+                f"{cfg.trainer.max_steps} allow; raise them to train on"
+            )
     metrics = logged_metrics(trainer, "train")
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test"):
@@ -109,8 +116,18 @@ def fit_and_test(
             rank_zero_info("No best checkpoint was saved: testing the current weights.")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics |= logged_metrics(trainer, "test")
-    rank_zero_only(print_summary)(metrics, best or None)
-    return metrics
+    return metrics, best
+
+
+def check_result(cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """Raise `DivergedError` when the metric the run is judged by is NaN or infinite (every batch
+    skipped, diverged weights): such a run has no result."""
+    name = cfg.get("optimized_metric")
+    if name in metrics and not math.isfinite(metrics[name]):
+        raise DivergedError(
+            f"{name} is {metrics[name]}: the run has no result; lower model.optimizer.lr, or check "
+            f"the data for NaN or infinite values"
+        )
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
@@ -129,8 +146,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.argv = expand_resume(sys.argv)  # resume=<run dir>: continue that run where it stopped
+    try:  # resume=<run dir>: continue that run where it stopped; rerun=<run dir>: run it again
+        sys.argv = expand_run_arguments(sys.argv)
     except ConfigError as error:
         raise SystemExit(str(error)) from None
     main()

@@ -1,8 +1,14 @@
 """Image data and networks: torchvision files, both loader paths, augmentation, ResNet weights."""
 
+import email.message
+import gzip
 import hashlib
+import io
 import pickle
 import struct
+import tarfile
+import urllib.request
+import urllib.response
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.error import URLError
@@ -10,15 +16,15 @@ from urllib.error import URLError
 import pytest
 import torch
 from PIL import Image
-from torchvision.datasets import CIFAR10
+from torchvision.datasets import CIFAR10, MNIST
 
 from src.data.cifar import CIFAR10DataModule
 from src.data.mnist import MNISTDataModule
 from src.data.points import PointsDataModule
 from src.data.vision import random_crop_and_flip
+from src.errors import ConfigError
 from src.models.nets.resnet import ResNet18
 from src.train import train
-from src.utils.config import ConfigError
 from tests.conftest import run_script, write_mnist
 
 
@@ -85,15 +91,65 @@ def test_ddp_ranks_get_disjoint_shards_that_cover_the_data() -> None:
     assert len(served) == len(set(served)) == 160
 
 
+@pytest.fixture
+def network(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """A stand-in for the internet: `urllib.request.urlopen` serves the files put in the returned
+    dict by name and fails for anything else, as a machine offline does."""
+    served: dict[str, bytes] = {}
+
+    def urlopen(request: urllib.request.Request | str, *args, **kwargs):
+        url = request.full_url if isinstance(request, urllib.request.Request) else request
+        name = url.rsplit("/", 1)[-1]
+        if name not in served:
+            raise URLError("[Errno -2] Name or service not known")
+        response = urllib.response.addinfourl(
+            io.BytesIO(served[name]), email.message.Message(), url, 200
+        )
+        response.length = len(served[name])  # as http.client's responses have
+        return response
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return served
+
+
 @pytest.mark.parametrize(
     ("cls", "where"),
     [(MNISTDataModule, "MNIST/raw/"), (CIFAR10DataModule, "cifar-10-batches-py/")],
 )
-def test_missing_files_say_what_to_put_where(tmp_path, cls, where: str) -> None:
+def test_missing_files_say_what_to_put_where(tmp_path, network, cls, where: str) -> None:
     with pytest.raises(
-        FileNotFoundError, match=f"data.data_dir={tmp_path}.*put {where}.*data.download=true"
+        ConfigError, match=f"data.data_dir={tmp_path}.*put {where}.*data.download=true"
     ):
-        cls(data_dir=str(tmp_path)).prepare_data()
+        cls(data_dir=str(tmp_path), download=False).prepare_data()
+    offline = f"could not be downloaded: .*Name or service not known.*put {where}.*run again online"
+    with pytest.raises(ConfigError, match=offline):
+        cls(data_dir=str(tmp_path / "offline")).prepare_data()
+
+
+def test_mnist_downloads_on_first_use(tmp_path, network, monkeypatch) -> None:
+    raw = write_mnist(tmp_path / "source") / "MNIST" / "raw"
+    resources = []
+    for path in sorted(raw.iterdir()):
+        network[f"{path.name}.gz"] = gzip.compress(path.read_bytes())
+        resources.append((f"{path.name}.gz", hashlib.md5(network[f"{path.name}.gz"]).hexdigest()))
+    monkeypatch.setattr(MNIST, "resources", resources)
+    datamodule = MNISTDataModule(data_dir=str(tmp_path / "data"), val_size=20)
+    datamodule.prepare_data()
+    datamodule.setup()
+    assert (tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+    assert len(datamodule.splits["train"][0]) == 100 and len(datamodule.splits["test"][0]) == 40
+
+
+def test_cifar_downloads_on_first_use(tmp_path, cifar_dir, network, monkeypatch) -> None:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        tar.add(cifar_dir / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    network[CIFAR10.filename] = archive.getvalue()
+    monkeypatch.setattr(CIFAR10, "tgz_md5", hashlib.md5(archive.getvalue()).hexdigest())
+    datamodule = CIFAR10DataModule(data_dir=str(tmp_path / "data"), val_size=20)
+    datamodule.prepare_data()
+    datamodule.setup()
+    assert len(datamodule.splits["train"][0]) == 80 and len(datamodule.splits["test"][0]) == 20
 
 
 def test_corrupt_cifar_fails_torchvisions_integrity_check(cifar_dir) -> None:

@@ -257,13 +257,17 @@ def test_a_corrupt_dataset_stops_before_training(tmp_path, mnist_dir) -> None:
     assert not list(run_dir.glob("checkpoints/*.ckpt"))
 
 
-def test_the_saved_config_of_a_run_reproduces_it(default_run, tmp_path) -> None:
-    shutil.copytree(default_run / ".hydra", tmp_path / "saved")
-    args = ["--config-path", str(tmp_path / "saved"), "--config-name", "config"]
-    result = run_script("train", *args, f"hydra.run.dir={tmp_path / 'rerun'}")
+def test_rerun_runs_the_saved_config_again_in_a_new_run_directory(default_run, tmp_path) -> None:
+    run = copied_run(default_run, tmp_path)
+    result = run_script("train", f"rerun={run}", f"paths.log_dir={tmp_path / 'logs'}")
     assert result.returncode == 0, result.stderr[-3000:]
-    rerun, original = last_checkpoint(tmp_path / "rerun"), last_checkpoint(default_run)
-    assert max_difference(rerun["state_dict"], original["state_dict"]) == 0
+    (rerun,) = (tmp_path / "logs" / "train" / "runs").iterdir()  # where every run writes
+    assert (
+        max_difference(last_checkpoint(rerun)["state_dict"], last_checkpoint(run)["state_dict"])
+        == 0
+    )
+    command = yaml.safe_load((rerun / "provenance.yaml").read_text())["command"]
+    assert f"--config-path {run}/.hydra --config-name config" in command
 
 
 def copied_run(run: Path, tmp_path: Path) -> Path:

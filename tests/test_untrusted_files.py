@@ -13,7 +13,7 @@ from src.eval import evaluate
 from src.export import export
 from src.predict import predict
 from src.train import train
-from src.utils.checkpoints import expand_resume
+from src.utils.checkpoints import expand_run_arguments
 from tests.conftest import run_script
 
 
@@ -151,7 +151,7 @@ def test_saved_overrides_naming_code_are_refused_by_resume(
     line = override.replace("MARKER", str(marker))
     overrides_file.write_text(yaml.safe_dump([*saved, line]))
     with pytest.raises(ConfigError, match=rf"^{overrides_file}: the saved override "):
-        expand_resume(["src/train.py", f"resume={run}"])
+        expand_run_arguments(["src/train.py", f"resume={run}"])
     result = run_script("train", f"resume={run}")
     assert result.returncode == 1
     assert f"{overrides_file}: the saved override {line!r}" in result.stderr

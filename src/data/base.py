@@ -49,7 +49,9 @@ class TensorDataModule(L.LightningDataModule, ABC):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()  # every subclass's arguments too: checkpoints carry them
+        # every subclass's arguments and the class: checkpoints carry them to rebuild it
+        self.save_hyperparameters()
+        self.hparams["_target_"] = f"{type(self).__module__}.{type(self).__qualname__}"
         if batch_size < 1:
             raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size}")
         if loader not in ("memory", "torch"):

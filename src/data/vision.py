@@ -1,5 +1,8 @@
-"""What image datamodules share: torchvision files, a seeded val split, batch transforms."""
+"""What image datamodules share: torchvision files (downloaded on first use), a seeded val split,
+batch transforms."""
 
+import contextlib
+import io
 from abc import abstractmethod
 from pathlib import Path
 
@@ -40,7 +43,7 @@ class VisionDataModule(TensorDataModule):
     def __init__(
         self,
         data_dir: str,
-        download: bool = False,
+        download: bool = True,
         val_size: int = 5000,
         split_seed: int = 0,
         augment: bool = False,
@@ -62,6 +65,7 @@ class VisionDataModule(TensorDataModule):
         """All images as uint8 (N, C, H, W) and labels as int64 (N,)."""
 
     def prepare_data(self) -> None:
+        """Download the data set into `data_dir` if it is not there yet (and `download`)."""
         for train in (True, False):
             self._open(train, download=self.download)
 
@@ -125,16 +129,24 @@ class VisionDataModule(TensorDataModule):
         )
 
     def _open(self, train: bool, download: bool = False, **kwargs) -> VisionDataset:
-        """The torchvision data set, or an error that says which files to put where."""
+        """The torchvision data set, downloaded first if missing and `download`; else an error
+        that says which files to put where. torchvision's own messages (each mirror it tries,
+        "already verified") are kept out of the output; it checks each file's md5."""
+        name, root = self.dataset_class.__name__, str(self.data_dir)
         try:
-            return self.dataset_class(str(self.data_dir), train=train, download=download, **kwargs)
+            with contextlib.redirect_stdout(io.StringIO()):
+                return self.dataset_class(root, train=train, download=download, **kwargs)
         except (RuntimeError, OSError) as error:
-            name = self.dataset_class.__name__
-            how = "the download failed" if download else "data.download=false"
-            raise FileNotFoundError(
-                f"{name} is missing or corrupt under data.data_dir={self.data_dir} ({how}): "
-                f"put {self.files} there, or run once online with data.download=true"
-            ) from error
+            reason = str(error).strip().splitlines()[-1]
+            how, fix = (
+                (f"could not be downloaded: {reason}", "run again online")
+                if download
+                else ("data.download=false", "run once online with data.download=true")
+            )
+            raise ConfigError(
+                f"{name} is missing or corrupt under data.data_dir={self.data_dir} ({how}); put "
+                f"{self.files} there, or {fix}"
+            ) from None
 
 
 def random_crop_and_flip(images: Tensor, padding: int) -> Tensor:

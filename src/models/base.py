@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, Metric, MetricCollection
 
 from src.data.spec import DataSpec
-from src.errors import ConfigError
+from src.errors import ConfigError, DivergedError
 from src.slots import NETWORK, OPTIMIZER, SCHEDULER, build, target_class
 from src.utils.rng import rng_states, set_rng_states
 
@@ -180,7 +180,7 @@ class TaskModule(L.LightningModule, ABC):
         if self.hparams.nonfinite_loss == "skip":
             rank_zero_warn(f"train/loss is {loss.item()} at {where}: batch skipped")
             return None
-        raise FloatingPointError(
+        raise DivergedError(
             f"train/loss is {loss.item()} at {where}; stopped before the weights changed, and "
             f"the checkpoints keep the last good ones: lower model.optimizer.lr, or set "
             f"model.nonfinite_loss=skip to skip such batches"

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # what a run directory resumes from: the newest of these that loads
 RESUMABLE = ("last.ckpt", "on_exception.ckpt")
 # overrides `resume=` sets itself, replacing the saved ones
-RESUME_SETS = ("hydra.run.dir=", "ckpt_path=", "resume=", "logger.wandb.id=")
+RESUME_SETS = ("hydra.run.dir=", "ckpt_path=", "resume=", "rerun=", "logger.wandb.id=")
 
 
 def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
@@ -92,6 +92,11 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
         raise CheckpointError(path, f"it is corrupt ({reason})") from error
 
 
+def load_step(ckpt_path: str | Path) -> int:
+    """The training step a checkpoint was saved at."""
+    return load_checkpoint(ckpt_path, mmap=True)["global_step"]
+
+
 def check_checkpoint(path: Path) -> None:
     """Raise `ConfigError` unless `path` loads safely and its weights are all finite."""
     import torch
@@ -145,7 +150,7 @@ def continue_logs(cfg: DictConfig, ckpt_path: str) -> None:
     run logged after its checkpoint is dropped (CSV) or hidden (TensorBoard)."""
     if not Path(ckpt_path).is_relative_to(Path(cfg.paths.output_dir).resolve()):
         return
-    step = load_checkpoint(ckpt_path, mmap=True)["global_step"]
+    step = load_step(ckpt_path)
     for logger in (cfg.get("logger") or {}).values():
         if logger and "purge_step" in logger:
             logger.purge_step = step
@@ -171,32 +176,45 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def expand_resume(argv: list[str]) -> list[str]:
-    """Replace `resume=<run dir>` in a command line with that run's saved overrides,
-    `hydra.run.dir=<run dir>`, `ckpt_path=last` and its W&B run id (so the same W&B run
-    continues); the command line's other arguments follow.
+def expand_run_arguments(argv: list[str]) -> list[str]:
+    """A command line with `resume=<run dir>` or `rerun=<run dir>` replaced by what they mean.
 
-    The saved overrides are a file, so data: each is checked by `check_saved_override`.
+    - `resume=`: continue that run where it stopped, in its directory: its saved overrides
+      (checked by `check_saved_override`: a file is data), `hydra.run.dir=<run dir>`,
+      `ckpt_path=last` and its W&B run id, so the same W&B run continues.
+    - `rerun=`: run that run's saved config again, in a new run directory with this project's
+      Hydra settings (run directories, provenance). It runs the file as a config: only rerun
+      runs you trust.
+
+    The command line's other arguments follow and win.
     """
-    resume = [arg for arg in argv[1:] if arg.startswith("resume=")]
-    if not resume:
+    given = [arg for arg in argv[1:] if arg.startswith(("resume=", "rerun="))]
+    if not given:
         return argv
-    run_dir = Path(resume[-1].removeprefix("resume=")).expanduser().resolve()
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    if not overrides_file.is_file():
+    others = [arg for arg in argv[1:] if not arg.startswith(("resume=", "rerun="))]
+    kind, _, path = given[-1].partition("=")
+    run_dir = Path(path).expanduser().resolve()
+    hydra_dir = run_dir / ".hydra"
+    needed = hydra_dir / ("overrides.yaml" if kind == "resume" else "config.yaml")
+    if not needed.is_file():
         raise ConfigError(
-            f"{resume[-1]}: {overrides_file} is missing; give the directory of a run this "
-            f"template started (logs/<task>/runs/<run>)"
+            f"{given[-1]}: {needed} is missing; give the directory of a run this template "
+            f"started (logs/<task>/runs/<run>)"
         )
-    saved = yaml.safe_load(overrides_file.read_text()) or []
+    if kind == "rerun":  # a new run: from the start, as its own W&B run
+        fresh = ["ckpt_path=null", f"hydra.searchpath=[file://{CONFIG_DIR}]", "+hydra=default"]
+        if "wandb" in (yaml.safe_load(needed.read_text()).get("logger") or {}):
+            fresh.append("logger.wandb.id=null")
+        config = ["--config-path", str(hydra_dir), "--config-name", "config"]
+        return [argv[0], *config, *fresh, *others]
+    saved = yaml.safe_load(needed.read_text()) or []
     if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
-        raise ConfigError(f"{overrides_file} is not a list of overrides; give a run's directory")
+        raise ConfigError(f"{needed} is not a list of overrides; give a run's directory")
     kept = [o for o in saved if not o.startswith(RESUME_SETS)]
     for override in kept:
-        check_saved_override(override, overrides_file)
+        check_saved_override(override, needed)
     wandb_runs = sorted(run_dir.glob("wandb/*run-*"), key=lambda p: p.stat().st_mtime)
     wandb_id = [f"logger.wandb.id={wandb_runs[-1].name.rsplit('-', 1)[1]}"] if wandb_runs else []
-    others = [arg for arg in argv[1:] if not arg.startswith("resume=")]
     return [argv[0], *kept, f"hydra.run.dir={run_dir}", "ckpt_path=last", *wandb_id, *others]
 
 

@@ -100,6 +100,7 @@ class _Trainer(_Open):
 
 class _Run(_Open):
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)  # what NumPy's seed takes
+    threads: PositiveInt | Literal["auto"] = "auto"
     data: _Data | None = None
     model: _Model | None = None
     trainer: _Trainer | None = None
@@ -112,10 +113,11 @@ def validate(cfg: DictConfig) -> None:
         _Run.model_validate(values)
     except ValidationError as error:
         first = error.errors()[0]
-        key = ".".join(map(str, first["loc"]))
+        path, value = _key_path(values, first["loc"])
+        key = ".".join(path)
         raise ConfigError(
-            f"{key}={_lookup(values, first['loc'])!r} is invalid: {_reason(first['msg'])}; "
-            f"fix it in the config or on the command line ({key}=...)"
+            f"{key}={value!r} is invalid: {_reason(first['msg'])}; fix it in the config or on "
+            f"the command line ({key}=...)"
         ) from None
 
 
@@ -124,12 +126,16 @@ def _reason(message: str) -> str:
     return message.removeprefix("Value error, ").lower()
 
 
-def _lookup(values: dict[str, Any], loc: tuple) -> Any:
+def _key_path(values: dict[str, Any], loc: tuple) -> tuple[list[str], Any]:
+    """The config keys along pydantic's error location (which may also name a union's member)
+    and the value there."""
+    path = []
     for part in loc:
         if not isinstance(values, dict) or part not in values:
-            return None
+            break
+        path.append(str(part))
         values = values[part]
-    return values
+    return path, values
 
 
 def compose_run(

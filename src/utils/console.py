@@ -1,12 +1,18 @@
-"""What a run prints: the composed config as a tree, Lightning's logs, a final summary."""
+"""What a run prints: a first screen saying what runs, Lightning's logs, the final metrics.
+
+Piped or logged output (CI, `tee`, SLURM logs) is never cut to a terminal's width: paths,
+overrides and values print whole.
+"""
 
 import logging
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import rich.syntax
 import rich.tree
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
@@ -14,40 +20,78 @@ from rich.table import Table
 FIRST_SECTIONS = ("data", "model", "trainer", "callbacks", "logger", "paths")
 
 
-def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
-    """Print the config as a tree of sections (main ones first); optionally save the text."""
+def console(file=None) -> Console:
+    """A rich console as wide as the terminal, or unlimited when the output is not a terminal."""
+    stream = file or sys.stdout
+    return Console(file=stream, width=None if stream.isatty() else 100_000)
+
+
+def config_tree(cfg: DictConfig) -> rich.tree.Tree:
+    """The config as a tree of sections, the main ones first."""
     tree = rich.tree.Tree("CONFIG", style="bold")
     sections = [s for s in FIRST_SECTIONS if s in cfg] + [s for s in cfg if s not in FIRST_SECTIONS]
     for section in sections:
         node = cfg[section]
         text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
         tree.add(section, style="bold").add(rich.syntax.Syntax(text, "yaml"))
-    Console().print(tree)
-    if save_to is not None:
-        with open(save_to, "w") as file:
-            Console(file=file, width=120).print(tree)
+    return tree
+
+
+def show_run(cfg: DictConfig, what: str) -> None:
+    """Save the whole config as `config_tree.log` in the run directory, and print the first
+    screen: `what` runs (the config groups chosen), the command line's overrides and where the
+    run writes; `extras.print_config=tree` prints the whole tree instead, `false` nothing."""
+    run_dir = Path(cfg.paths.output_dir)
+    tree = config_tree(cfg)
+    with open(run_dir / "config_tree.log", "w") as file:
+        Console(file=file, width=120).print(tree)
+    mode = cfg.extras.get("print_config", "summary")
+    out = console()
+    if mode == "tree":
+        out.print(tree)
+    elif mode == "summary":
+        hydra = HydraConfig.get()
+        choices = ", ".join(
+            f"{group}={hydra.runtime.choices[group]}"
+            for group in ("data", "model", "trainer", "logger")
+            if hydra.runtime.choices.get(group)
+        )
+        overrides = " ".join(o for o in hydra.overrides.task if not o.startswith("hydra."))
+        out.print(f"{what}: {choices}", highlight=False)
+        if overrides:
+            out.print(f"Overrides: {overrides}", highlight=False)
+        out.print(
+            f"Run directory: {run_dir} (whole config: config_tree.log; "
+            f"extras.print_config=tree prints it)",
+            highlight=False,
+        )
 
 
 def route_lightning_logs() -> None:
     """Send Lightning's log records only through Hydra's handlers (console and the run's log
-    file), not also through the console handler Lightning adds on import; drop its product tips
-    and a deprecation notice about its own code (Lightning 2.6 builds the `LeafSpec` that torch
-    2.14 deprecates), which users can do nothing about."""
+    file), not also through the console handler Lightning adds on import, at the levels
+    `hydra.job_logging.loggers` sets (Lightning resets its own to INFO when imported); drop its
+    product tips and a deprecation notice about its own code (Lightning 2.6 builds the `LeafSpec`
+    that torch 2.14 deprecates), which users can do nothing about."""
     logging.getLogger("lightning").handlers.clear()
+    if HydraConfig.initialized():
+        for name, settings in (HydraConfig.get().job_logging.get("loggers") or {}).items():
+            if "level" in settings:
+                logging.getLogger(name).setLevel(settings.level)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: not record.getMessage().startswith("💡 Tip")
     )
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
 
 
-def print_summary(metrics: Mapping[str, float], best_checkpoint: str | None) -> None:
-    """A table of final metrics (epoch values only), then the best checkpoint's path."""
+def print_final_metrics(metrics: Mapping[str, float], checkpoint: str, label: str) -> None:
+    """A table of final metrics (epoch values only), then `label`: the checkpoint's path."""
     table = Table(title="Final metrics", show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name in sorted(metrics):
         if not name.endswith(("_step", "_epoch")):
             table.add_row(name, f"{metrics[name]:.4g}")
-    console = Console()
-    console.print(table)
-    console.print(f"Best checkpoint: {best_checkpoint or 'none saved'}")
+    out = console()
+    out.print(table)
+    out.print(f"{label}: {checkpoint}", highlight=False)

@@ -45,7 +45,7 @@ def run_name(trainer: str | None = None) -> str:
 def job_devices(accelerator: str = "auto") -> int | list[int]:
     """One device: in a joblib multirun on a CUDA machine `[gpu]`, the GPU this worker process
     keeps for the sweep (`worker_gpu`), so parallel jobs train on different GPUs."""
-    if accelerator not in ("auto", "gpu", "cuda") or not _in_joblib_sweep():
+    if accelerator not in ("auto", "gpu", "cuda") or not in_joblib_sweep():
         return 1
     import torch
 
@@ -75,7 +75,8 @@ def worker_gpu(lock_dir: Path, count: int, job_num: int) -> int:
     return _WORKER_GPUS[lock_dir][0]
 
 
-def _in_joblib_sweep() -> bool:
+def in_joblib_sweep() -> bool:
+    """Whether this job runs in a multirun launched by Hydra's joblib launcher (jobs at once)."""
     if not HydraConfig.initialized():
         return False
     hydra_cfg = HydraConfig.get()
@@ -94,7 +95,7 @@ def ddp_rank_command(local_rank: int) -> tuple[list[str], str]:
 
     import __main__
 
-    if _in_joblib_sweep():
+    if in_joblib_sweep():
         raise ConfigError(
             "trainer.strategy=ddp re-runs the script for each device, which joblib workers "
             "cannot: run DDP sweeps without hydra/launcher=joblib, or with hydra/launcher=slurm"

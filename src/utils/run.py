@@ -3,38 +3,102 @@
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, Timer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from src.callbacks.checkpoints import AtomicCheckpointIO
-from src.utils.console import print_config_tree, route_lightning_logs
-from src.utils.launch import relaunch_ddp_ranks_as_this_job
+from src.errors import ConfigError
+from src.utils.console import route_lightning_logs
+from src.utils.launch import in_joblib_sweep, relaunch_ddp_ranks_as_this_job
 from src.utils.provenance import git_state
 
 log = logging.getLogger(__name__)
 
 
-def prepare_run(cfg: DictConfig) -> Path:
-    """Route logs, print (and save) the config tree, seed everything; return the run directory."""
+def prepare_run(cfg: DictConfig) -> None:
+    """Route logs, choose the thread count, seed everything, check the devices asked for."""
     route_lightning_logs()
     skip_nvml_probes_without_gpu()
-    output_dir = Path(cfg.paths.output_dir)
-    if cfg.extras.print_config:
-        rank_zero_only(print_config_tree)(cfg, save_to=output_dir / "config_tree.log")
+    torch.set_num_threads(thread_count(cfg.get("threads", "auto")))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    return output_dir
+    check_devices(cfg.trainer)
+
+
+def check_devices(trainer: DictConfig) -> None:
+    """Raise `ConfigError` when the trainer asks for an accelerator, or more devices of it, than
+    this machine has (Lightning would say "No supported gpu backend found!")."""
+    accelerator, devices = trainer.get("accelerator", "auto"), trainer.get("devices", 1)
+    counts = {
+        "gpu": torch.cuda.device_count(),
+        "cuda": torch.cuda.device_count(),
+        "mps": int(torch.backends.mps.is_available()),
+    }
+    if accelerator not in counts:
+        return
+    have = counts[accelerator]
+    wanted = devices if isinstance(devices, int) and devices > 0 else len(devices or []) or 1
+    if have >= wanted:
+        return
+    build = f"torch {torch.__version__}" + (
+        f", CUDA {torch.version.cuda}" if torch.version.cuda else ", CPU only"
+    )
+    raise ConfigError(
+        f"trainer.accelerator={accelerator} with trainer.devices={devices}: this machine has "
+        f"{have} such device{'s' * (have != 1)} ({build}); use trainer=cpu, or "
+        f"trainer.accelerator=auto to take what there is"
+    )
+
+
+def thread_count(setting: int | str) -> int:
+    """The threads torch's CPU kernels may use: `setting`, or for `auto` the cores this process may
+    use that are idle now, shared among the jobs a joblib sweep runs at once.
+
+    torch takes every core by default; when another process keeps one busy, each parallel kernel
+    waits for its slowest thread, and training gets several times slower (2 cores, one busy: the
+    default run 3x slower with 2 threads than with 1).
+    """
+    if setting != "auto":
+        return int(setting)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    jobs = 1
+    if in_joblib_sweep():
+        jobs = HydraConfig.get().launcher.get("n_jobs") or 1
+        jobs = cores if jobs < 0 else jobs
+    idle = min(idle_cores(), cores)
+    threads = max(1, int(idle + 0.25) // jobs)
+    log.info(f"Threads: {threads} ({cores} cores, {idle:.1f} idle, {jobs} job(s) at a time)")
+    return threads
+
+
+def idle_cores(window: float = 0.1) -> float:
+    """How many of the machine's cores were idle over the last `window` seconds (from Linux's
+    /proc/stat); every core where the system does not say."""
+
+    def cpu_times() -> tuple[int, int]:
+        with open("/proc/stat") as file:
+            values = [int(v) for v in file.readline().split()[1:9]]
+        return values[3] + values[4], sum(values)  # idle + iowait, all
+
+    cores = os.cpu_count() or 1
+    try:
+        idle_before, total_before = cpu_times()
+        time.sleep(window)
+        idle_after, total_after = cpu_times()
+    except (OSError, ValueError):
+        return float(cores)
+    return cores * (idle_after - idle_before) / max(total_after - total_before, 1)
 
 
 def skip_nvml_probes_without_gpu() -> None:

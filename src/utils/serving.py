@@ -1,6 +1,6 @@
-"""What the scripts that use a trained model share: the training run's data, checks, safe writes."""
+"""What the scripts that use a trained model share: its configs from the checkpoint, checks, safe
+writes."""
 
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,40 +13,52 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.errors import ConfigError
 from src.slots import DATAMODULE, build, target_class
+from src.utils.checkpoints import load_checkpoint
 
 if TYPE_CHECKING:
     from src.data.base import TensorDataModule
     from src.models.base import TaskModule
 
-log = logging.getLogger(__name__)
 
+def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...]) -> None:
+    """Set each of `sections` of `cfg` (`model`, `data`) to the config the checkpoint was
+    trained with, which it carries, with this command line's overrides of that section on top.
 
-def use_run_data(cfg: DictConfig, ckpt_path: str) -> None:
-    """Set `cfg.data` to the data config of the run that wrote `ckpt_path`, with this command
-    line's `data.*` overrides on top.
-
-    `cfg.data` stays as composed when the command line picks `data=<option>` or when the
-    checkpoint sits in no run directory. Interpolations (`${paths.data_dir}`, `${seed}`) resolve
-    against this run's config.
+    A section stays as composed when the command line picks its group (`data=mnist`,
+    `model=cnn`): other data to evaluate on, or (for training) a choice `check_resume_settings`
+    then refuses when it differs. The checkpoint's configs are data: only the project's classes
+    are built from them (`src/slots.py`).
     """
-    run_file = Path(ckpt_path).parent.parent / ".hydra" / "config.yaml"  # <run>/checkpoints/
+    from src.models import module_hyperparameters
+
+    checkpoint = load_checkpoint(ckpt_path, mmap=True)
+    where = f"checkpoint {ckpt_path}"
+    trained = {}
+    if "model" in sections:
+        model = module_hyperparameters(checkpoint, where)
+        trained["model"] = {k: v for k, v in model.items() if k != "spec"}
+    if "data" in sections and (data := checkpoint.get("datamodule_hyper_parameters")):
+        target_class(data, DATAMODULE, where, "datamodule_hyper_parameters")
+        trained["data"] = data
     overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-    if not run_file.is_file() or any(o.key_or_group == "data" for o in overrides):
-        return
-    data = OmegaConf.load(run_file).data
-    target_class(data, DATAMODULE, str(run_file))  # a file's config is data: checked first
-    for override in overrides:
-        if not override.key_or_group.startswith("data."):
+    for section, values in trained.items():
+        if any(o.key_or_group == section for o in overrides):
             continue
-        key = override.key_or_group.removeprefix("data.")
-        if override.is_delete():
-            parent, _, leaf = key.rpartition(".")
-            (OmegaConf.select(data, parent) if parent else data).pop(leaf, None)
-        else:
-            OmegaConf.update(data, key, OmegaConf.select(cfg.data, key))
-    with open_dict(cfg):
-        cfg.data = data
-    log.info(f"Data: the config of the run that wrote the checkpoint ({run_file})")
+        config = OmegaConf.create(values)
+        for override in overrides:
+            key = override.key_or_group
+            if key.startswith(f"{section}/"):  # a sub-group: model/optimizer=sgd
+                key = key.replace("/", ".")
+            elif not key.startswith(f"{section}."):
+                continue
+            key = key.removeprefix(f"{section}.")
+            if override.is_delete():
+                parent, _, leaf = key.rpartition(".")
+                (OmegaConf.select(config, parent) if parent else config).pop(leaf, None)
+            else:
+                OmegaConf.update(config, key, OmegaConf.select(cfg[section], key), merge=False)
+        with open_dict(cfg):
+            cfg[section] = config
 
 
 def compatible_datamodule(cfg: DictConfig, module: "TaskModule") -> "TensorDataModule":

@@ -2,22 +2,23 @@
 
 import atexit
 import csv
-import fcntl
 import json
 import logging
 import math
-import os
 import statistics
 from pathlib import Path
 from typing import Any
 
 import yaml
+from filelock import FileLock
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
-from rich.console import Console
 from rich.table import Table
+
+from src.atomic import atomic_write
+from src.utils.console import console
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,8 @@ ERROR_FILE = "error.txt"  # a job's traceback, written when it fails
 
 def write_json(path: Path, values: dict[str, Any]) -> None:
     """Write `values` as JSON atomically: readers see the whole file or none."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(values, indent=2, sort_keys=True))
-    os.replace(temporary, path)
+    with atomic_write(path, "w") as file:
+        json.dump(values, file, indent=2, sort_keys=True)
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -70,6 +70,20 @@ def varying_overrides(rows: list[dict[str, Any]]) -> set[str]:
     """The overrides not shared by every job (what tells the jobs apart)."""
     sets = [set(row["overrides"]) for row in rows]
     return set().union(*sets) - set.intersection(*sets) if sets else set()
+
+
+def seed_statistics(groups: dict[str, list[dict[str, Any]]], names: list[str]) -> list[dict]:
+    """Per configuration: how many seeds ran and each metric's mean and standard deviation."""
+    statistics_rows = []
+    for config, group in groups.items():
+        row: dict[str, Any] = {"configuration": config or "(no overrides)", "seeds": len(group)}
+        for name in names:
+            values = [job["metrics"][name] for job in group if name in job["metrics"]]
+            if values:
+                spread = statistics.stdev(values) if len(values) > 1 else 0.0
+                row |= {f"{name} mean": statistics.mean(values), f"{name} std": spread}
+        statistics_rows.append(row)
+    return statistics_rows
 
 
 def seed_groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -116,29 +130,45 @@ class SweepSummary(Callback):
         """Rewrite summary.csv and print it as a table, with mean +- std over seeds."""
         self._write(sweep_dir)
         rows = ranked(collect(sweep_dir), self.metric, self.mode)
-        console = Console()
-        console.print(self._jobs_table(rows))
+        out = console()
+        out.print(self._jobs_table(rows))
         groups = seed_groups(rows)
         if any(len(group) > 1 for group in groups.values()):
-            console.print(self._seeds_table(groups))
-        console.print(f"Jobs in {sweep_dir}/<job>; summary: {sweep_dir / 'summary.csv'}")
+            out.print(self._seeds_table(groups))
+            out.print(f"Across seeds: {sweep_dir / 'summary_seeds.csv'}", highlight=False)
+        out.print(
+            f"Jobs in {sweep_dir}/<job>; summary: {sweep_dir / 'summary.csv'}", highlight=False
+        )
 
     def _write(self, sweep_dir: Path) -> Path:
-        """Rewrite summary.csv under a lock (parallel jobs end at once); return its path."""
-        with open(sweep_dir / ".summary.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        """Rewrite summary.csv (and summary_seeds.csv, when configurations ran with several
+        seeds) under `summary.lock`, as parallel jobs end at once; return its path."""
+        with FileLock(sweep_dir / "summary.lock"):
             rows = ranked(collect(sweep_dir), self.metric, self.mode)
             names = sorted({name for row in rows for name in row["metrics"]})
-            temporary = sweep_dir / ".summary.csv.tmp"
-            with open(temporary, "w", newline="") as file:
-                writer = csv.writer(file)
-                writer.writerow(["job", "overrides", "status", "error", *names, "run_dir"])
-                for row in rows:
-                    values = [row["metrics"].get(name, "") for name in names]
-                    overrides = " ".join(row["overrides"])
-                    status = [row["status"], row["error"]]
-                    writer.writerow([row["job"], overrides, *status, *values, row["run_dir"]])
-            os.replace(temporary, sweep_dir / "summary.csv")
+            table = [
+                {
+                    "job": row["job"],
+                    "overrides": " ".join(row["overrides"]),
+                    "status": row["status"],
+                }
+                | {"error": row["error"], **row["metrics"], "run_dir": row["run_dir"]}
+                for row in rows
+            ]
+            _write_csv(
+                sweep_dir / "summary.csv",
+                ["job", "overrides", "status", "error", *names, "run_dir"],
+                table,
+            )
+            groups = seed_groups(rows)
+            if any(len(group) > 1 for group in groups.values()):
+                seeds = seed_statistics(groups, names)
+                columns = [
+                    "configuration",
+                    "seeds",
+                    *(f"{n} {s}" for n in names for s in ("mean", "std")),
+                ]
+                _write_csv(sweep_dir / "summary_seeds.csv", columns, seeds)
         return sweep_dir / "summary.csv"
 
     def _columns(self, rows: list[dict[str, Any]]) -> list[str]:
@@ -165,14 +195,21 @@ class SweepSummary(Callback):
         table = Table(title="Across seeds: mean +- std", header_style="bold")
         for name in ["configuration", "seeds", *columns]:
             table.add_column(name, justify="left" if name == "configuration" else "right")
-        for config, group in groups.items():
-            cells = []
-            for name in columns:
-                values = [row["metrics"][name] for row in group if name in row["metrics"]]
-                spread = statistics.stdev(values) if len(values) > 1 else 0.0
-                cells.append(f"{statistics.mean(values):.4g} +- {spread:.2g}" if values else "")
-            table.add_row(config or "(no overrides)", str(len(group)), *cells)
+        for row in seed_statistics(groups, columns):
+            cells = [
+                f"{row[f'{n} mean']:.4g} +- {row[f'{n} std']:.2g}" if f"{n} mean" in row else ""
+                for n in columns
+            ]
+            table.add_row(row["configuration"], str(row["seeds"]), *cells)
         return table
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write `rows` under the header `columns` as a CSV file, atomically."""
+    with atomic_write(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _format(value: float | None) -> str:
