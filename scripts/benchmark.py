@@ -18,6 +18,12 @@ Sections (results printed and written to benchmarks/benchmark.{md,csv}):
 - accuracy: `experiment=mnist_cnn_fast` through the template: seconds of training, test accuracy.
 - startup: seconds from command to a config error, to a composed config (without torch), and to
   the end of the first training step of the default run.
+- process: whole commands, wall seconds: `experiment=mnist_cnn trainer.max_epochs=1` against
+  scripts/plain_mnist_cnn.py (the same network, data and epoch as a plain script), where the
+  template's remaining time goes (imports, fit, test, the rest), and the default run.
+- threads: the default run's training seconds on a quiet machine and beside one busy process,
+  with `threads=auto` and with torch's default (every core); a 4-job sweep of it with joblib
+  (`n_jobs=2`) against one job at a time.
 - gpu (a CUDA machine only; not part of the default sections): images/s of training cnn (MNIST
   shaped), vgg16 and resnet18 (CIFAR shaped) on random images, fp32 eager against bf16 +
   channels-last + compile, and the seconds `experiment=mnist_cnn_fast` trains with the latter.
@@ -25,6 +31,8 @@ Sections (results printed and written to benchmarks/benchmark.{md,csv}):
 
 import argparse
 import csv
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -337,6 +345,105 @@ def startup(args: argparse.Namespace, workdir: Path) -> list[Row]:
     return rows
 
 
+def timed(command: list[str]) -> float:
+    """Wall seconds of a whole command, which must succeed."""
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def process(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    """Whole commands from start to exit, best of `--repeats`, interleaved."""
+    train = [sys.executable, "src/train.py", "extras.print_config=false"]
+    mnist = [
+        *train,
+        "experiment=mnist_cnn",
+        "trainer.max_epochs=1",
+        f"data.data_dir={args.data_dir}",
+    ]
+    commands = {
+        "template": mnist,
+        "plain": [sys.executable, "scripts/plain_mnist_cnn.py", f"--data-dir={args.data_dir}"],
+        "imports": [sys.executable, "-c", "import src.train, src.utils.run, src.callbacks.figures"],
+        "default run": train,
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in commands}
+    stages: list[dict[str, float]] = []
+    for repeat in range(args.repeats):
+        for name, command in commands.items():
+            run_dir = workdir / f"process_{name.replace(' ', '_')}_{repeat}"
+            extra = [f"hydra.run.dir={run_dir}"] if command[1] == "src/train.py" else []
+            seconds[name].append(timed([*command, *extra]))
+            if name == "template":
+                stages.append(json.loads((run_dir / "metrics.json").read_text()))
+    best = {name: min(values) for name, values in seconds.items()}
+    fit = min(m["time/train_s"] for m in stages)
+    test = min(m["time/test_s"] for m in stages)
+    rest = best["template"] - best["imports"] - fit - test
+    return [
+        {"command": "experiment=mnist_cnn trainer.max_epochs=1", "seconds": best["template"]},
+        {
+            "command": "scripts/plain_mnist_cnn.py (same network, data, epoch)",
+            "seconds": best["plain"],
+        },
+        {"command": "template / plain", "seconds": best["template"] / best["plain"]},
+        {"command": "  of which: python + imports", "seconds": best["imports"]},
+        {"command": "  of which: fit (training + validation)", "seconds": fit},
+        {"command": "  of which: test of the best checkpoint", "seconds": test},
+        {"command": "  of which: the rest (config, data, checkpoints, figures)", "seconds": rest},
+        {"command": "default run (python src/train.py)", "seconds": best["default run"]},
+    ]
+
+
+def threads(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    """Training seconds of the default run beside a busy process, and a parallel sweep."""
+    train = [sys.executable, "src/train.py", "extras.print_config=false"]
+
+    def train_seconds(setting: str, busy: bool, repeat: int) -> float:
+        run_dir = workdir / f"threads_{setting}_{busy}_{repeat}"
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        try:
+            timed([*train, f"threads={setting}", f"hydra.run.dir={run_dir}"])
+        finally:
+            if spinner:
+                spinner.kill()
+        return json.loads((run_dir / "metrics.json").read_text())["time/train_s"]
+
+    settings = {"auto": "auto", f"{os.cpu_count()} (torch's default)": str(os.cpu_count())}
+    rows: list[Row] = []
+    for name, setting in settings.items():
+        quiet, busy = [], []
+        for repeat in range(args.repeats):
+            quiet.append(train_seconds(setting, False, repeat))
+            busy.append(train_seconds(setting, True, repeat))
+        quiet_s, busy_s = statistics.median(quiet), statistics.median(busy)
+        rows.append(
+            {
+                "default run, threads=": name,
+                "quiet train s": quiet_s,
+                "one busy process train s": busy_s,
+                "busy / quiet": busy_s / quiet_s,
+            }
+        )
+    sweep = [*train, "-m", "model.optimizer.lr=0.1,0.03,0.01,0.003"]
+    launchers = {
+        "4 jobs, one at a time": [],
+        "4 jobs, joblib n_jobs=2": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    }
+    walls: dict[str, list[float]] = {name: [] for name in launchers}
+    for repeat in range(args.repeats):
+        for name, options in launchers.items():
+            sweep_dir = workdir / f"sweep_{len(options)}_{repeat}"
+            walls[name].append(timed([*sweep, *options, f"hydra.sweep.dir={sweep_dir}"]))
+    for name, values in walls.items():
+        rows.append(
+            {"default run, threads=": f"auto, sweep of {name}", "sweep wall s": min(values)}
+        )
+    return rows
+
+
 def gpu(args: argparse.Namespace, workdir: Path) -> list[Row]:
     """Training images/s on a CUDA GPU: the time of epochs 2 and 3 (runs of 1 and 3 epochs of
     16,384 images, batch 256, subtracted: compilation and warm-up cancel out)."""
@@ -370,6 +477,8 @@ SECTIONS = {
     "logging": logging_overhead,
     "accuracy": accuracy,
     "startup": startup,
+    "process": process,
+    "threads": threads,
     "gpu": gpu,
 }
 

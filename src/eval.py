@@ -8,13 +8,14 @@ python src/eval.py ckpt_path=logs/train/runs/<run>        # that run's last.ckpt
 python src/eval.py ckpt_path=model.ckpt data=mnist data.data_dir=/datasets
 """
 
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from src.utils.checkpoints import resolve_checkpoint
-from src.utils.config import register_resolvers, validate
+from src.utils.config import check_group_choices, register_resolvers, validate
 from src.utils.serving import compatible_datamodule, use_trained_config
 
 register_resolvers()
@@ -49,4 +50,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_group_choices(sys.argv)
     main()

@@ -10,6 +10,7 @@ python src/export.py ckpt_path=<run>/checkpoints/last.ckpt format=torchscript ou
 """
 
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from src.utils.checkpoints import resolve_checkpoint
-from src.utils.config import ConfigError, register_resolvers
+from src.utils.config import ConfigError, check_group_choices, register_resolvers
 from src.utils.serving import atomic_output
 
 if TYPE_CHECKING:
@@ -133,4 +134,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_group_choices(sys.argv)
     main()

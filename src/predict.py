@@ -9,6 +9,7 @@ python src/predict.py ckpt_path=<run>/checkpoints/last.ckpt input=points.csv out
 """
 
 import csv
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from src.utils.checkpoints import resolve_checkpoint
-from src.utils.config import ConfigError, register_resolvers, validate
+from src.utils.config import ConfigError, check_group_choices, register_resolvers, validate
 from src.utils.serving import atomic_output, compatible_datamodule, use_trained_config
 
 if TYPE_CHECKING:
@@ -123,4 +124,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_group_choices(sys.argv)
     main()

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.errors import ConfigError, DivergedError
 from src.utils.checkpoints import expand_run_arguments, load_step, resolve_checkpoint
-from src.utils.config import register_resolvers, validate
+from src.utils.config import check_group_choices, register_resolvers, validate
 from src.utils.launch import requeued_checkpoint
 from src.utils.serving import use_trained_config
 from src.utils.sweeps import ERROR_FILE, METRICS_FILE, write_json
@@ -62,7 +62,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_compatible(cfg, datamodule.spec)
     model = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec)
     if ckpt_path:
-        check_resume_settings(ckpt_path, model, datamodule)
+        check_resume_settings(ckpt_path, model, datamodule, cfg.get("seed"))
         continue_logs(cfg, ckpt_path)
     rank_zero_only(show_run)(cfg, "Train")
     trainer = build_trainer(cfg)
@@ -101,8 +101,9 @@ def fit_and_test(
     from src.utils.run import logged_metrics
 
     if cfg.get("train"):
+        start = load_step(ckpt_path) if ckpt_path else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        if ckpt_path and trainer.global_step == load_step(ckpt_path):
+        if trainer.global_step == start:
             raise ConfigError(
                 f"ckpt_path={cfg.ckpt_path}: nothing left to train, the checkpoint has done "
                 f"{trainer.current_epoch} epochs ({trainer.global_step} steps), as many as "
@@ -150,4 +151,5 @@ if __name__ == "__main__":
         sys.argv = expand_run_arguments(sys.argv)
     except ConfigError as error:
         raise SystemExit(str(error)) from None
+    check_group_choices(sys.argv)
     main()

@@ -34,10 +34,11 @@ def make_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
 def run_script(
     script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:
-    """Run `src/<script>.py` with `args` as a user does, W&B offline unless `env` says otherwise."""
+    """Run `src/<script>.py` with `args` as a user does, output piped (not a terminal), W&B offline
+    unless `env` says otherwise."""
     env = (
         os.environ
-        | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
         | {"PYTHONPATH": str(PROJECT_ROOT)}  # tests' own callbacks (tests/crashes.py)
         | (env or {})
     )

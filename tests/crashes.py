@@ -29,3 +29,10 @@ class PoisonAt(L.Callback):
         if trainer.global_step == self.step:
             with torch.no_grad():
                 next(pl_module.parameters()).fill_(float("inf"))
+
+
+class Bug(L.Callback):
+    """Raise an error the project does not foresee when training starts: a bug, to be shown."""
+
+    def on_train_start(self, *args) -> None:
+        raise RuntimeError("an unforeseen error")

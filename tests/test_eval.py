@@ -4,13 +4,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 
 from src.eval import evaluate
 from src.train import train
 from src.utils.config import CONFIG_DIR, ConfigError, compose_run
-from src.utils.serving import use_run_data
+from src.utils.serving import use_trained_config
 from tests.conftest import read_metrics, run_script, write_mnist
 
 QUICK = [
@@ -55,35 +56,30 @@ def test_eval_cli_uses_the_run_config_with_overrides(mnist_ckpt: Path, tmp_path:
     assert 0 <= read_metrics(tmp_path)["test/acc"] <= 1
 
 
-def test_run_data_takes_command_line_overrides(make_cfg, mnist_ckpt: Path) -> None:
+def test_the_checkpoints_data_config_takes_command_line_overrides(make_cfg, mnist_ckpt) -> None:
     args = ["data.batch_size=5", "+data.val_size=30", "~data.pin_memory"]
     cfg = make_cfg(f"ckpt_path={mnist_ckpt}", *args, config_name="eval")
-    use_run_data(cfg, str(mnist_ckpt))
-    trained = OmegaConf.load(mnist_ckpt.parents[1] / ".hydra" / "config.yaml").data
-    assert cfg.data._target_ == trained._target_ == "src.data.mnist.MNISTDataModule"
-    assert cfg.data.data_dir == trained.data_dir
+    use_trained_config(cfg, str(mnist_ckpt), ("data",))
+    trained = torch.load(mnist_ckpt, weights_only=True)["datamodule_hyper_parameters"]
+    assert cfg.data._target_ == trained["_target_"] == "src.data.mnist.MNISTDataModule"
+    assert cfg.data.data_dir == trained["data_dir"]
     assert (cfg.data.batch_size, cfg.data.val_size) == (5, 30)
-    assert "pin_memory" not in cfg.data and cfg.data.seed == cfg.seed
+    assert "pin_memory" not in cfg.data and cfg.data.seed == trained["seed"]
 
 
-def test_eval_of_a_bare_checkpoint_takes_the_chosen_data(
+def test_a_checkpoint_out_of_its_run_directory_evaluates_on_its_own_data(
     make_cfg, mnist_ckpt: Path, tmp_path: Path
 ) -> None:
     bare = shutil.copy(mnist_ckpt, tmp_path / "model.ckpt")
-    data_dir = OmegaConf.load(mnist_ckpt.parents[1] / ".hydra" / "config.yaml").data.data_dir
     quiet = ["logger=none", "extras.print_config=false"]
-    chosen = make_cfg(f"ckpt_path={bare}", *mnist_data(data_dir), *quiet, config_name="eval")
+    alone = make_cfg(f"ckpt_path={bare}", *quiet, config_name="eval")
     from_run = make_cfg(f"ckpt_path={mnist_ckpt}", *quiet, config_name="eval")
-    assert evaluate(chosen) == pytest.approx(evaluate(from_run))
+    assert evaluate(alone) == pytest.approx(evaluate(from_run))
 
 
-@pytest.mark.parametrize("where", ["run", "bare"])
-def test_eval_refuses_data_the_model_cannot_take(
-    make_cfg, mnist_ckpt: Path, tmp_path: Path, where: str
-) -> None:
-    ckpt = mnist_ckpt if where == "run" else shutil.copy(mnist_ckpt, tmp_path / "model.ckpt")
-    args = ["data=points"] if where == "run" else []  # a bare checkpoint gets the default, points
-    cfg = make_cfg(f"ckpt_path={ckpt}", *args, "extras.print_config=false", config_name="eval")
+def test_eval_refuses_data_the_model_cannot_take(make_cfg, mnist_ckpt: Path) -> None:
+    args = ["data=points", "extras.print_config=false"]
+    cfg = make_cfg(f"ckpt_path={mnist_ckpt}", *args, config_name="eval")
     with pytest.raises(
         ConfigError, match=r"image inputs 1x28x28 .* choose the data it was trained"
     ):

@@ -155,8 +155,8 @@ def test_cifar_downloads_on_first_use(tmp_path, cifar_dir, network, monkeypatch)
 def test_corrupt_cifar_fails_torchvisions_integrity_check(cifar_dir) -> None:
     batch = cifar_dir / "cifar-10-batches-py" / "data_batch_3"
     batch.write_bytes(batch.read_bytes()[:-1] + b"x")
-    with pytest.raises(FileNotFoundError, match="missing or corrupt"):
-        CIFAR10DataModule(data_dir=str(cifar_dir)).prepare_data()
+    with pytest.raises(ConfigError, match="CIFAR10 is missing or corrupt under"):
+        CIFAR10DataModule(data_dir=str(cifar_dir), download=False).prepare_data()
 
 
 def rewrite_mnist_labels(data_dir: Path, prefix: str, labels: list[int]) -> None:

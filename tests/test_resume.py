@@ -22,7 +22,7 @@ from src.eval import evaluate
 from src.models import load_module
 from src.train import train
 from src.utils.checkpoints import resolve_checkpoint
-from src.utils.config import PROJECT_ROOT
+from src.utils.config import PROJECT_ROOT, compose_run
 from tests.conftest import run_script
 
 # 4 epochs of 50 steps, dropout on (so the RNG matters), a checkpoint every 10 steps
@@ -322,7 +322,7 @@ CHANGED = {  # what resuming would restore over the new value, or fail on
     "model/scheduler=cosine": "model.scheduler.T_max=10 differs from None",
     "model.net.hidden_sizes=[16]": "model.net.hidden_sizes=[16] differs from [10]",
     "data.batch_size=16": "data.batch_size=16 differs from 32",
-    "seed=3": "data.seed=3 differs from 0",
+    "seed=3": "seed=3 differs from 0",
 }
 
 
@@ -366,7 +366,8 @@ def test_one_process_at_a_time_in_a_run_directory(tmp_path) -> None:
         first.kill()
         first.wait()
     # the lock of a killed process blocks nothing
-    resumed = run_script("train", f"resume={run_dir}", "trainer.max_epochs=2")
+    epochs = last_checkpoint(run_dir)["epoch"] + 2
+    resumed = run_script("train", f"resume={run_dir}", f"trainer.max_epochs={epochs}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
 
@@ -380,3 +381,24 @@ def test_a_new_run_never_writes_over_an_earlier_one(default_run, tmp_path) -> No
         in result.stderr
     )
     assert sha256(run_dir / "checkpoints" / "last.ckpt") == before
+
+
+def test_a_warm_start_takes_the_checkpoints_model_and_data(make_cfg, tmp_path) -> None:
+    quiet = ["test=false", "extras.print_config=false", "callbacks.rich_progress_bar=null"]
+    first = tmp_path / "first"
+    train(
+        compose_run(["model=logreg", "data.batch_size=16", "trainer.max_epochs=1", *quiet], first)
+    )
+    then = [f"ckpt_path={first}", *quiet]
+    train(compose_run([*then, "trainer.max_epochs=2"], tmp_path / "second"))
+    warm = last_checkpoint(tmp_path / "second")
+    assert warm["hyper_parameters"]["net"]["_target_"].endswith("LogisticRegression")
+    assert warm["datamodule_hyper_parameters"]["batch_size"] == 16
+    assert warm["global_step"] == 2 * last_checkpoint(first)["global_step"]
+    mismatch = "model.net._target_=src.models.nets.mlp.MLP differs from src.models.nets.logistic"
+    with pytest.raises(ConfigError, match=re.escape(mismatch)):
+        train(compose_run([*then, "model=mlp"], tmp_path / "third"))
+    with pytest.raises(
+        ConfigError, match="nothing left to train, the checkpoint has done 1 epochs"
+    ):
+        train(compose_run([*then, "trainer.max_epochs=1"], tmp_path / "fourth"))

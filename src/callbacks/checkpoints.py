@@ -81,7 +81,7 @@ class LastCheckpoint(Checkpoint):
             return
         if trainer.state.fn == TrainerFn.FITTING and trainer.global_step > 0:
             try:
-                trainer.save_checkpoint(self.dirpath / "on_exception.ckpt")
+                trainer.save_checkpoint(self.dirpath / "on_exception.ckpt", weights_only=False)
             except OSError as error:  # a full disk: the run's own error matters more
                 rank_zero_warn(f"on_exception.ckpt not saved ({error}); last.ckpt is kept")
 
@@ -93,5 +93,5 @@ class LastCheckpoint(Checkpoint):
             return
         for logger in trainer.loggers:
             logger.save()
-        trainer.save_checkpoint(self.dirpath / "last.ckpt")
+        trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
         self._saved_step = trainer.global_step

@@ -118,22 +118,24 @@ class CheckpointError(ConfigError):
 
 
 def check_resume_settings(
-    ckpt_path: str, module: "TaskModule", datamodule: "TensorDataModule"
+    ckpt_path: str, module: "TaskModule", datamodule: "TensorDataModule", seed: int | None
 ) -> None:
     """Raise `ConfigError` when this run's model or data settings differ from those the
     checkpoint was trained with: resuming restores its optimizer and scheduler states, the
     loader's position and the random states over them (or cannot load its weights into another
-    network), so the new values would be ignored or break the run. How batches are served
+    network), so the new values would be ignored or break the run; `seed` is compared with the
+    data's (its random states come from the checkpoint). How batches are served
     (`datamodule.serving_keys`) and the trainer's settings may change."""
     from src.models import module_hyperparameters
 
     checkpoint = load_checkpoint(ckpt_path, mmap=True)
     saved, now = module_hyperparameters(checkpoint, f"checkpoint {ckpt_path}"), module.hparams
     pairs = {f"model.{k}": (now.get(k), saved.get(k)) for k in ("net", "optimizer", "scheduler")}
-    if "datamodule_hyper_parameters" in checkpoint:
-        served = datamodule.serving_keys
-        data = dict(datamodule.hparams), checkpoint["datamodule_hyper_parameters"]
-        pairs["data"] = tuple({k: v for k, v in d.items() if k not in served} for d in data)
+    if saved_data := checkpoint.get("datamodule_hyper_parameters"):
+        ignored = {*datamodule.serving_keys, *({"_target_"} - saved_data.keys())}  # older ones
+        data = dict(datamodule.hparams), saved_data
+        pairs["data"] = tuple({k: v for k, v in d.items() if k not in ignored} for d in data)
+        pairs["seed"] = seed, saved_data.get("seed", seed)
     for key, (value, old) in pairs.items():
         if difference := _first_difference(key, _plain(value), _plain(old)):
             name, value, old = difference

@@ -106,6 +106,30 @@ class _Run(_Open):
     trainer: _Trainer | None = None
 
 
+def check_group_choices(argv: list[str]) -> None:
+    """Raise `SystemExit` with one sentence when a command-line argument picks an option that a
+    config group lacks (`model=nope`), naming the options it has (Hydra's own message adds its
+    search path); other mistakes are left to Hydra and `validate`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in argv[1:]:
+        try:
+            override = parser.parse_override(arg)
+        except Exception:  # not an override, or a malformed one: Hydra says so
+            continue
+        group, value = CONFIG_DIR / override.key_or_group, override.value()
+        if override.key_or_group.startswith("hydra/"):  # also Hydra's plugins' options
+            continue
+        if not group.is_dir() or not isinstance(value, str) or (group / f"{value}.yaml").is_file():
+            continue
+        options = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
+        raise SystemExit(
+            f"{override.key_or_group}={value}: configs/{override.key_or_group}/ has no such "
+            f"option; choose one of {options}"
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the keys every run relies on; raise `ConfigError` naming the first bad one."""
     values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)

@@ -43,6 +43,7 @@ def show_run(cfg: DictConfig, what: str) -> None:
     run writes; `extras.print_config=tree` prints the whole tree instead, `false` nothing."""
     run_dir = Path(cfg.paths.output_dir)
     tree = config_tree(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "config_tree.log", "w") as file:
         Console(file=file, width=120).print(tree)
     mode = cfg.extras.get("print_config", "summary")
@@ -71,8 +72,9 @@ def route_lightning_logs() -> None:
     """Send Lightning's log records only through Hydra's handlers (console and the run's log
     file), not also through the console handler Lightning adds on import, at the levels
     `hydra.job_logging.loggers` sets (Lightning resets its own to INFO when imported); drop its
-    product tips and a deprecation notice about its own code (Lightning 2.6 builds the `LeafSpec`
-    that torch 2.14 deprecates), which users can do nothing about."""
+    product tips, a deprecation notice about its own code (Lightning 2.6 builds the `LeafSpec`
+    that torch 2.14 deprecates), which users can do nothing about, and its warning that a
+    checkpoint directory is not empty (only a resume enters one: `RunDirectory`)."""
     logging.getLogger("lightning").handlers.clear()
     if HydraConfig.initialized():
         for name, settings in (HydraConfig.get().job_logging.get("loggers") or {}).items():
@@ -82,6 +84,7 @@ def route_lightning_logs() -> None:
         lambda record: not record.getMessage().startswith("💡 Tip")
     )
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
+    warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
 
 
 def print_final_metrics(metrics: Mapping[str, float], checkpoint: str, label: str) -> None:

@@ -37,7 +37,8 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
     if "model" in sections:
         model = module_hyperparameters(checkpoint, where)
         trained["model"] = {k: v for k, v in model.items() if k != "spec"}
-    if "data" in sections and (data := checkpoint.get("datamodule_hyper_parameters")):
+    data = checkpoint.get("datamodule_hyper_parameters") or {}
+    if "data" in sections and "_target_" in data:  # (checkpoints from before it carried it: none)
         target_class(data, DATAMODULE, where, "datamodule_hyper_parameters")
         trained["data"] = data
     overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
