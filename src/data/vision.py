@@ -54,6 +54,7 @@ class VisionDataModule(TensorDataModule):
             raise ConfigError(f"data.val_size must be a positive integer, got {val_size}")
         self.data_dir, self.download = Path(data_dir).expanduser(), download
         self.val_size, self.split_seed, self.augment = val_size, split_seed, augment
+        self._prepared: dict[bool, VisionDataset] = {}  # read by prepare_data, for setup
 
     @property
     def spec(self) -> DataSpec:
@@ -65,9 +66,11 @@ class VisionDataModule(TensorDataModule):
         """All images as uint8 (N, C, H, W) and labels as int64 (N,)."""
 
     def prepare_data(self) -> None:
-        """Download the data set into `data_dir` if it is not there yet (and `download`)."""
-        for train in (True, False):
-            self._open(train, download=self.download)
+        """Download the data set into `data_dir` if it is not there yet (and `download`); the
+        files read are kept for `setup` in this process, which then need not read them again."""
+        self._prepared = {
+            train: self._open(train, download=self.download) for train in (True, False)
+        }
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -113,7 +116,9 @@ class VisionDataModule(TensorDataModule):
 
     def _load(self, split: Split) -> tuple[Tensor, Tensor]:
         """The images and labels of the `train` or `test` split, checked to match each other."""
-        images, labels = self.images_and_labels(self._open(train=split == "train"))
+        train = split == "train"
+        prepared = self._prepared.pop(train, None)
+        images, labels = self.images_and_labels(prepared or self._open(train))
         image_files, label_files = self.train_files if split == "train" else self.test_files
         if len(images) != len(labels):
             where = "" if label_files == image_files else f" in {label_files}"

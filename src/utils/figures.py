@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from matplotlib.figure import Figure
 from torch import Tensor
+from torchvision.utils import make_grid
 
 
 def log_figure(trainer: L.Trainer, name: str, figure: Figure, file_name: str | None = None) -> None:
@@ -29,22 +30,30 @@ def log_figure(trainer: L.Trainer, name: str, figure: Figure, file_name: str | N
     file_name = file_name or name.replace("/", "_")
     path = Path(trainer.default_root_dir) / "figures" / f"{file_name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
+    figure.savefig(path, dpi=100)
     plt.close(figure)
 
 
 def image_grid(images: Tensor, predicted: Tensor, true: Tensor, columns: int = 8) -> Figure:
-    """Images in a grid, each titled with its predicted and true label (red when wrong)."""
-    rows = -(-len(images) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, guess, label in zip(axes.flat, images, predicted, true, strict=False):
-        low, high = image.min(), image.max()
-        image = ((image - low) / (high - low + 1e-8)).permute(1, 2, 0).squeeze(-1)
-        ax.imshow(image.numpy(), cmap="gray" if image.dim() == 2 else None)
+    """Images tiled in one picture, each under its predicted and true label (red when wrong).
+
+    One image drawn once, the labels as text: a grid of subplots would cost a second or more.
+    """
+    count, channels, height, width = images.shape
+    low = images.amin(dim=(1, 2, 3), keepdim=True)
+    high = images.amax(dim=(1, 2, 3), keepdim=True)
+    pad = max(height // 3, 8)  # room for a label above each image
+    grid = make_grid((images - low) / (high - low + 1e-8), nrow=columns, padding=pad, pad_value=1)
+    rows = -(-count // columns)
+    figure, ax = plt.subplots(figsize=(1.2 * columns, 1.3 * rows))
+    ax.imshow(grid.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if channels == 1 else None)
+    for index, (guess, label) in enumerate(zip(predicted.tolist(), true.tolist(), strict=False)):
+        row, column = divmod(index, columns)
+        x, y = pad + column * (width + pad) + width / 2, pad + row * (height + pad) - 1
         color = "tab:green" if guess == label else "tab:red"
-        ax.set_title(f"pred {int(guess)} / true {int(label)}", fontsize=8, color=color)
+        ax.text(x, y, f"{guess} / {label}", ha="center", va="bottom", fontsize=7, color=color)
+    ax.set_title("predicted / true", fontsize=8)
+    ax.axis("off")
     figure.tight_layout()
     return figure
 
