@@ -50,8 +50,9 @@ from hydra import initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from src.run.config import CONFIG_DIR, compose_run  # noqa: E402
+from src.run.resolvers import register_resolvers  # noqa: E402
 from src.train import train  # noqa: E402
-from src.utils.config import CONFIG_DIR, compose_run, register_resolvers  # noqa: E402
 
 # name: (overrides, epochs, training batches per epoch or None for all)
 CASES = {
@@ -317,7 +318,8 @@ def startup(args: argparse.Namespace, workdir: Path) -> list[Row]:
     compose_only = (  # prints the seconds of its imports, then of composing train.yaml
         "import sys, time; start = time.perf_counter(); "
         "from hydra import compose, initialize_config_dir; "
-        "from src.utils.config import CONFIG_DIR, register_resolvers; register_resolvers(); "
+        "from src.run.config import CONFIG_DIR; from src.run.resolvers import register_resolvers; "
+        "register_resolvers(); "
         "imported = time.perf_counter(); "
         "initialize_config_dir(str(CONFIG_DIR), version_base='1.3'); compose('train'); "
         "assert 'torch' not in sys.modules; "
@@ -366,7 +368,11 @@ def process(args: argparse.Namespace, workdir: Path) -> list[Row]:
     commands = {
         "template": mnist,
         "plain": [sys.executable, "scripts/plain_mnist_cnn.py", f"--data-dir={args.data_dir}"],
-        "imports": [sys.executable, "-c", "import src.train, src.utils.run, src.callbacks.figures"],
+        "imports": [
+            sys.executable,
+            "-c",
+            "import src.train, src.run.trainer, src.callbacks.figures",
+        ],
         "default run": train,
     }
     seconds: dict[str, list[float]] = {name: [] for name in commands}
@@ -427,7 +433,7 @@ def threads(args: argparse.Namespace, workdir: Path) -> list[Row]:
                 "busy / quiet": busy_s / quiet_s,
             }
         )
-    sweep = [*train, "-m", "model.optimizer.lr=0.1,0.03,0.01,0.003"]
+    sweep = [*train[:2], "-m", *train[2:], "model.optimizer.lr=0.1,0.03,0.01,0.003"]
     launchers = {
         "4 jobs, one at a time": [],
         "4 jobs, joblib n_jobs=2": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
@@ -484,22 +490,39 @@ SECTIONS = {
 
 
 def write(results: dict[str, list[Row]], out: Path) -> None:
-    """Each section as a Markdown table (benchmark.md) and CSV rows (benchmark.csv)."""
+    """Each section as a Markdown table (benchmark.md) and CSV rows (benchmark.csv), replacing
+    those sections of earlier runs and keeping the others."""
     out.mkdir(parents=True, exist_ok=True)
-    lines = [f"# Benchmark ({torch.__version__}, {torch.get_num_threads()} threads)", ""]
+    sections = _read_sections(out / "benchmark.md")
+    rows_csv = [r for r in _read_csv(out / "benchmark.csv") if r[0] not in results]
+    for section, rows in results.items():
+        names = list(dict.fromkeys(k for row in rows for k in row))
+        lines = [f"## {section}", "", "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+        for row in rows:
+            lines.append("| " + " | ".join(_cell(row.get(name, "")) for name in names) + " |")
+            rows_csv.append([section, *(f"{name}={row.get(name, '')}" for name in names)])
+        sections[section] = "\n".join(lines)
+    title = f"# Benchmark ({torch.__version__}, {os.cpu_count()} cores)"
+    text = "\n\n".join([title, *sections.values()]) + "\n"
+    (out / "benchmark.md").write_text(text)
     with open(out / "benchmark.csv", "w", newline="") as file:
-        writer = csv.writer(file)
-        for section, rows in results.items():
-            names = list(dict.fromkeys(k for row in rows for k in row))
-            lines += [f"## {section}", "", "| " + " | ".join(names) + " |"]
-            lines.append("|" + "---|" * len(names))
-            for row in rows:
-                cells = [_cell(row.get(name, "")) for name in names]
-                lines.append("| " + " | ".join(cells) + " |")
-                writer.writerow([section, *(f"{name}={row.get(name, '')}" for name in names)])
-            lines.append("")
-    (out / "benchmark.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+        csv.writer(file).writerows(rows_csv)
+    print(text)
+
+
+def _read_sections(path: Path) -> dict[str, str]:
+    """The `## <section>` blocks of an earlier benchmark.md, by name."""
+    if not path.is_file():
+        return {}
+    blocks = path.read_text().split("\n## ")[1:]
+    return {block.split("\n", 1)[0]: "## " + block.strip() for block in blocks}
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as file:
+        return list(csv.reader(file))
 
 
 def _cell(value: str | float) -> str:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from hydra import initialize_config_dir
 
+from src.run.config import CONFIG_DIR, PROJECT_ROOT, compose_run
 from src.train import train
-from src.utils.config import CONFIG_DIR, PROJECT_ROOT, compose_run
 
 QUIET = ["extras.print_config=false", "callbacks.rich_progress_bar=null", "logger=none"]
 RUNS = {

@@ -14,9 +14,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from src.utils.checkpoints import resolve_checkpoint
-from src.utils.config import check_group_choices, register_resolvers, validate
-from src.utils.serving import compatible_datamodule, use_trained_config
+from src.run.checkpoints import resolve_checkpoint
+from src.run.config import check_group_choices, validate
+from src.run.resolvers import register_resolvers
+from src.run.serving import compatible_datamodule, use_trained_config
 
 register_resolvers()
 
@@ -29,9 +30,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
 
-    from src.models import load_module
-    from src.utils.console import print_final_metrics, show_run
-    from src.utils.run import build_trainer, logged_metrics, prepare_run
+    from src.models.loading import load_module
+    from src.run.console import print_final_metrics, show_run
+    from src.run.trainer import build_trainer, logged_metrics, prepare_run
 
     prepare_run(cfg)
     module = load_module(ckpt_path)

@@ -9,6 +9,7 @@ python src/export.py ckpt_path=logs/train/runs/<run> format=onnx
 python src/export.py ckpt_path=<run>/checkpoints/last.ckpt format=torchscript output=model.pt
 """
 
+import io
 import logging
 import sys
 from pathlib import Path
@@ -17,9 +18,11 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-from src.utils.checkpoints import resolve_checkpoint
-from src.utils.config import ConfigError, check_group_choices, register_resolvers
-from src.utils.serving import atomic_output
+from src.atomic import atomic_write
+from src.errors import ConfigError
+from src.run.checkpoints import resolve_checkpoint
+from src.run.config import check_group_choices
+from src.run.resolvers import register_resolvers
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -49,69 +52,70 @@ def export(cfg: DictConfig) -> Path:
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     import torch
 
-    from src.models import load_module
+    from src.models.loading import load_module
 
     module = load_module(ckpt_path).eval()
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(CHECK_BATCH_SIZE, *module.spec.input_shape, generator=generator)
     with torch.inference_mode():
         expected = module(inputs)
-    with atomic_output(output) as temporary:
-        export_network(module.net, cfg.format, temporary)
-        difference = (exported_outputs(temporary, cfg.format, inputs) - expected).abs().max()
-        allowed = TOLERANCE * max(1.0, float(expected.abs().max()))
-        if difference > allowed:
-            raise RuntimeError(
-                f"the {cfg.format} export of {ckpt_path} differs from PyTorch by up to "
-                f"{difference:.3g} (more than {allowed:.3g}); try the other format=..."
-            )
+    exported = export_network(module.net, cfg.format)
+    difference = (exported_outputs(exported, cfg.format, inputs) - expected).abs().max()
+    allowed = TOLERANCE * max(1.0, float(expected.abs().max()))
+    if difference > allowed:
+        raise RuntimeError(
+            f"the {cfg.format} export of {ckpt_path} differs from PyTorch by up to "
+            f"{difference:.3g} (more than {allowed:.3g}); try the other format=..."
+        )
+    with atomic_write(output) as file:
+        file.write(exported)
     print_export_summary(cfg.format, output, module.spec.input_shape, expected, float(difference))
     return output
 
 
-def export_network(net: "nn.Module", fmt: str, path: Path) -> None:
-    """Write `net` (a `Network`, in eval mode) to `path` as ONNX or TorchScript, taking batches
+def export_network(net: "nn.Module", fmt: str) -> bytes:
+    """`net` (a `Network`, in eval mode) as an ONNX or TorchScript file's bytes, taking batches
     of any size."""
     import torch
 
     if fmt == "torchscript":
-        torch.jit.script(net).save(str(path))
-        return
+        buffer = io.BytesIO()
+        torch.jit.save(torch.jit.script(net), buffer)
+        return buffer.getvalue()
     for name in ("onnxscript", "onnx_ir"):  # their INFO logs narrate every graph pass
         logging.getLogger(name).setLevel(logging.WARNING)
     example = torch.zeros(2, *net.input_shape)  # torch.export specialises batch sizes 0 and 1
-    torch.onnx.export(
+    program = torch.onnx.export(
         net,
         (example,),
-        str(path),
         input_names=["input"],
         output_names=["output"],
         dynamo=True,
         dynamic_shapes=({0: torch.export.Dim("batch")},),
-        external_data=False,
         verbose=False,
     )
+    return program.model_proto.SerializeToString()
 
 
-def exported_outputs(path: Path, fmt: str, inputs: "Tensor") -> "Tensor":
-    """The outputs of the network exported to `path` on `inputs`, run by ONNX Runtime (onnx) or
+def exported_outputs(exported: bytes, fmt: str, inputs: "Tensor") -> "Tensor":
+    """The outputs of the exported network on `inputs`, run by ONNX Runtime (onnx) or
     TorchScript."""
     import torch
 
     if fmt == "onnx":
         import onnxruntime
 
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(exported, providers=["CPUExecutionProvider"])
         return torch.from_numpy(session.run(["output"], {"input": inputs.cpu().numpy()})[0])
     with torch.inference_mode():
-        return torch.jit.load(str(path), map_location="cpu")(inputs.cpu())
+        return torch.jit.load(io.BytesIO(exported), map_location="cpu")(inputs.cpu())
 
 
 def print_export_summary(
     fmt: str, output: Path, input_shape: tuple[int, ...], outputs: "Tensor", difference: float
 ) -> None:
     """Where the file is, what goes in and comes out, and how closely it matches PyTorch."""
-    from src.utils.console import console
+    from src.run.console import console
 
     def batch_of(shape: tuple[int, ...]) -> str:
         return f"(batch, {', '.join(map(str, shape))})"

@@ -1,8 +1,8 @@
 """What a config may build: in each slot, only the classes the project defines for it.
 
 Hydra's `instantiate` calls whatever `_target_` a dict names, and a checkpoint's hyperparameters
-or a run's saved config may come from anyone. So networks, optimizers, schedulers and
-datamodules are built by `build`, which takes a class only from the slot's modules and only of
+or a run's saved config may come from anyone. So networks, optimizers, schedulers, datamodules
+and task modules are built by `build`, which takes a class only from the slot's modules and only of
 the slot's base class, with plain values as arguments: a file's config stays data. To build a
 class from elsewhere (an optimizer of another package), add its module to the slot here.
 """
@@ -35,7 +35,7 @@ class Slot:
         return getattr(import_module(module), name)
 
 
-NETWORK = Slot("model.net", ("src.models.nets.",), "src.models.nets.base:Network", "a network")
+NETWORK = Slot("model.net", ("src.models.nets.",), "src.models.nets.network:Network", "a network")
 OPTIMIZER = Slot("model.optimizer", ("torch.optim.",), "torch.optim:Optimizer", "an optimizer")
 SCHEDULER = Slot(
     "model.scheduler",
@@ -43,7 +43,12 @@ SCHEDULER = Slot(
     "torch.optim.lr_scheduler:LRScheduler",
     "a learning-rate scheduler",
 )
-DATAMODULE = Slot("data", ("src.data.",), "src.data.base:TensorDataModule", "a datamodule")
+DATAMODULE = Slot(
+    "data", ("src.data.",), "src.data.tensor_datamodule:TensorDataModule", "a datamodule"
+)
+MODULE = Slot(
+    "model.module", ("src.models.",), "src.models.task_module:TaskModule", "a task module"
+)
 
 
 def target_class(

@@ -16,11 +16,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import ConfigError, DivergedError
-from src.utils.checkpoints import expand_run_arguments, load_step, resolve_checkpoint
-from src.utils.config import check_group_choices, register_resolvers, validate
-from src.utils.launch import requeued_checkpoint
-from src.utils.serving import use_trained_config
-from src.utils.sweeps import ERROR_FILE, METRICS_FILE, write_json
+from src.run.checkpoints import expand_run_arguments, load_step, resolve_checkpoint
+from src.run.config import check_group_choices, validate
+from src.run.launch import requeued_checkpoint
+from src.run.resolvers import register_resolvers
+from src.run.serving import use_trained_config
+from src.run.sweeps import ERROR_FILE, METRICS_FILE, write_json
 
 if TYPE_CHECKING:
     import lightning as L
@@ -45,17 +46,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from lightning.pytorch.utilities import rank_zero_only
 
     from src.models import build_module
-    from src.slots import DATAMODULE, build
-    from src.utils.checkpoints import check_resume_settings, continue_logs
-    from src.utils.compatibility import check_compatible
-    from src.utils.console import print_final_metrics, show_run
-    from src.utils.run import (
+    from src.run.checkpoints import check_resume_settings, continue_logs
+    from src.run.compatibility import check_compatible
+    from src.run.console import print_final_metrics, show_run
+    from src.run.trainer import (
         build_trainer,
         ctrl_c_stops_like_sigterm,
         finish_wandb,
         log_hyperparameters,
         prepare_run,
     )
+    from src.slots import DATAMODULE, build
 
     prepare_run(cfg)
     datamodule = build(cfg.data, DATAMODULE)
@@ -98,7 +99,7 @@ def fit_and_test(
     checkpoint's path (empty when none was saved)."""
     from lightning.pytorch.utilities import rank_zero_info
 
-    from src.utils.run import logged_metrics
+    from src.run.trainer import logged_metrics
 
     if cfg.get("train"):
         start = load_step(ckpt_path) if ckpt_path else None
@@ -123,7 +124,7 @@ def fit_and_test(
 def check_result(cfg: DictConfig, metrics: dict[str, float]) -> None:
     """Raise `DivergedError` when the metric the run is judged by is NaN or infinite (every batch
     skipped, diverged weights): such a run has no result."""
-    name = cfg.get("optimized_metric")
+    name = cfg.get("monitor")
     if name in metrics and not math.isfinite(metrics[name]):
         raise DivergedError(
             f"{name} is {metrics[name]}: the run has no result; lower model.optimizer.lr, or check "
@@ -133,7 +134,7 @@ def check_result(cfg: DictConfig, metrics: dict[str, float]) -> None:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns `cfg.optimized_metric` for sweepers that optimise it.
+    """Hydra entry point; returns the monitored metric (`cfg.monitor`) for sweepers.
 
     A failing job writes its traceback to `error.txt` in its run directory, for the sweep
     summary, and raises: Hydra's launchers run a sweep's other jobs, then exit non-zero.
@@ -143,7 +144,7 @@ def main(cfg: DictConfig) -> float | None:
     except Exception:
         (Path(cfg.paths.output_dir) / ERROR_FILE).write_text(traceback.format_exc())
         raise
-    return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
+    return metrics.get(cfg.monitor) if cfg.get("monitor") else None
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ import pytest
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
-from src.utils.config import CONFIG_DIR, PROJECT_ROOT, compose_run, register_resolvers
+from src.run.config import CONFIG_DIR, PROJECT_ROOT, compose_run
+from src.run.resolvers import register_resolvers
 
 register_resolvers()
 

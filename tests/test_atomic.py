@@ -15,7 +15,7 @@ import torch
 
 from src.atomic import atomic_write
 from src.callbacks.checkpoints import AtomicCheckpointIO
-from src.utils.config import PROJECT_ROOT
+from src.run.config import PROJECT_ROOT
 
 
 def test_an_error_mid_write_leaves_the_old_file(tmp_path: Path) -> None:

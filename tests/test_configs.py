@@ -6,9 +6,9 @@ from lightning.pytorch import Trainer
 from omegaconf import OmegaConf
 
 from src.models import build_module
-from src.models.base import TaskModule
-from src.utils.config import CONFIG_DIR
-from src.utils.run import build_trainer
+from src.models.task_module import TaskModule
+from src.run.config import CONFIG_DIR
+from src.run.trainer import build_trainer
 
 GROUPS = ["data", "model", "model/optimizer", "model/scheduler", "trainer", "callbacks"]
 GROUPS += ["logger", "paths", "extras", "hydra", "debug", "experiment", "hparams_search"]
@@ -48,4 +48,6 @@ def test_optimizers_and_schedulers_build(make_cfg, optimizer: str, scheduler: st
     optimizer_obj = configured["optimizer"] if isinstance(configured, dict) else configured
     assert type(optimizer_obj).__name__.lower() == optimizer
     if scheduler != "none":
-        assert configured["lr_scheduler"]["monitor"] == "val/loss"
+        assert configured["lr_scheduler"].get("monitor") == (
+            cfg.monitor if scheduler == "plateau" else None
+        )

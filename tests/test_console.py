@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from src.utils.config import PROJECT_ROOT
+from src.run.config import PROJECT_ROOT
 from tests.conftest import run_script
 
 QUICK = ["trainer.max_epochs=1", "extras.print_config=summary"]

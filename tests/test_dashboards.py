@@ -123,11 +123,11 @@ def test_tensorboard_serves_hparams_with_final_metrics_and_the_graph(tensorboard
 @pytest.mark.parametrize(
     ("model", "spec"),
     [
-        ("mlp", DataSpec("classification", (2,), 2)),
-        ("cnn", DataSpec("classification", (1, 28, 28), 10)),
-        ("lstm", DataSpec("classification", (1, 28, 28), 10)),
-        ("rnn", DataSpec("regression", (50, 1), 1)),
-        ("resnet18", DataSpec("classification", (3, 32, 32), 10)),
+        ("mlp", DataSpec("classification", "vector", (2,), 2)),
+        ("cnn", DataSpec("classification", "image", (1, 28, 28), 10)),
+        ("lstm", DataSpec("classification", "image", (1, 28, 28), 10)),
+        ("rnn", DataSpec("regression", "sequence", (50, 1), 1)),
+        ("resnet18", DataSpec("classification", "image", (3, 32, 32), 10)),
     ],
 )
 def test_graph_of_each_network_is_logged_once_without_warnings(

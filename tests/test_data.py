@@ -63,7 +63,7 @@ def test_memory_and_torch_loaders_yield_the_same_batches() -> None:
 
 def test_points_follow_their_parameters() -> None:
     datamodule = points(num_samples=1000, means=[[5.0, 0.0], [-5.0, 0.0], [0.0, 9.0]], std=0.5)
-    assert datamodule.spec == DataSpec("classification", (2,), 3)
+    assert datamodule.spec == DataSpec("classification", "vector", (2,), 3)
     sizes = {name: len(split[0]) for name, split in datamodule.splits.items()}
     assert sizes == {"train": 800, "val": 100, "test": 100}
     inputs, labels = (torch.cat(parts) for parts in zip(*datamodule.splits.values(), strict=True))

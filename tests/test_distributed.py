@@ -13,8 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict, read_write
 
-from src.models import load_module
-from src.utils.launch import EndDistributedJob, ddp_rank_command
+from src.models.loading import load_module
+from src.run.hydra_callbacks import EndDistributedJob
+from src.run.launch import ddp_rank_command
 from tests.conftest import run_script
 
 TRAIN_POINTS, BATCH_SIZE, RANKS = 1600, 32, 2  # configs/data/points.yaml: 2000 points, 80% train

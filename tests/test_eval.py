@@ -8,10 +8,11 @@ import torch
 from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 
+from src.errors import ConfigError
 from src.eval import evaluate
+from src.run.config import CONFIG_DIR, compose_run
+from src.run.serving import use_trained_config
 from src.train import train
-from src.utils.config import CONFIG_DIR, ConfigError, compose_run
-from src.utils.serving import use_trained_config
 from tests.conftest import read_metrics, run_script, write_mnist
 
 QUICK = [

@@ -9,9 +9,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import src.export
+from src.errors import ConfigError
 from src.export import TOLERANCE, export, export_network, exported_outputs
-from src.models import build_module, load_module
-from src.utils.config import ConfigError
+from src.models import build_module
+from src.models.loading import load_module
 from tests.conftest import run_script
 from tests.test_eval import trained_run
 
@@ -49,12 +50,11 @@ def test_exported_network_matches_pytorch_on_real_inputs(
     datamodule.setup()
     inputs, _ = next(iter(datamodule.test_dataloader()))  # normalised as in training
     module = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec).eval()
-    path = tmp_path / f"model.{fmt}"
-    export_network(module.net, fmt, path)
+    exported = export_network(module.net, fmt)
     for batch in (inputs, inputs[:1]):  # any batch size
         with torch.inference_mode():
             expected = module(batch)
-        assert (exported_outputs(path, fmt, batch) - expected).abs().max() <= TOLERANCE
+        assert (exported_outputs(exported, fmt, batch) - expected).abs().max() <= TOLERANCE
 
 
 def test_export_cli_writes_an_onnx_file_for_onnx_runtime(points_ckpt: Path, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_an_export_that_differs_from_pytorch_is_not_written(
     make_cfg, points_ckpt: Path, tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setattr(
-        src.export, "exported_outputs", lambda path, fmt, inputs: torch.ones(len(inputs), 2) * 9
+        src.export, "exported_outputs", lambda exported, fmt, inputs: torch.ones(len(inputs), 2) * 9
     )
     cfg = make_cfg(f"ckpt_path={points_ckpt}", "format=torchscript", config_name="export")
     with pytest.raises(RuntimeError, match="differs from PyTorch by up to"):

@@ -19,9 +19,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import open_dict, read_write
 
-from src.utils import launch
-from src.utils.checkpoints import resumable_checkpoints
-from src.utils.config import PROJECT_ROOT
+from src.run import launch
+from src.run.checkpoints import resumable_checkpoints
+from src.run.config import PROJECT_ROOT
 from tests.conftest import run_script
 
 DATED_RUN = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_[0-9a-f]{6}")

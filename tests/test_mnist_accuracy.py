@@ -2,8 +2,8 @@
 
 import pytest
 
+from src.run.config import PROJECT_ROOT
 from src.train import train
-from src.utils.config import PROJECT_ROOT
 
 MNIST_ROOT = PROJECT_ROOT.parent / "shared" / "data"
 

@@ -12,7 +12,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from hydra_plugins.optuna_sweeper._optuna import search_space, tell
-from src.utils.config import CONFIG_DIR
+from src.run.config import CONFIG_DIR
 from tests.conftest import run_script
 
 FAST = [

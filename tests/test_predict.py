@@ -20,13 +20,13 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.datasets import MNIST
 
-import src.predict
-from src.data.base import TensorDataModule
+import src.callbacks.predictions
 from src.data.spec import DataSpec
-from src.models import load_module
+from src.data.tensor_datamodule import TensorDataModule
+from src.errors import ConfigError
+from src.models.loading import load_module
 from src.predict import check_paths, predict
-from src.utils.config import ConfigError
-from src.utils.inputs import read_inputs
+from src.run.inputs import read_inputs
 from tests.conftest import run_script, write_mnist
 from tests.test_eval import mnist_data, trained_run
 
@@ -192,19 +192,23 @@ def test_a_failed_write_leaves_the_previous_csv_alone(
     output = tmp_path / "out.csv"
     output.write_text("previous results\n")
 
-    def half_a_table(*args):
-        yield ["input", "prediction"]
-        raise OSError("disk full")
+    class FullDisk:  # a csv.writer that runs out of room after the header
+        def __init__(self, file) -> None:
+            self.file = file
 
-    monkeypatch.setattr(src.predict, "prediction_table", half_a_table)
+        def writerows(self, rows) -> None:
+            self.file.write("input,prediction\n")
+            raise OSError("disk full")
+
+    monkeypatch.setattr(src.callbacks.predictions.csv, "writer", FullDisk)
     with pytest.raises(OSError, match="disk full"):
         predict_in_process(make_cfg, runs["points"], tmp_path / "points.npy", f"output={output}")
     assert output.read_text() == "previous results\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out.csv", "points.npy"]
 
 
-POINTS = DataSpec("classification", (2,), 2)
-DIGITS = DataSpec("classification", (1, 28, 28), 10)
+POINTS = DataSpec("classification", "vector", (2,), 2)
+DIGITS = DataSpec("classification", "image", (1, 28, 28), 10)
 
 
 @contextmanager

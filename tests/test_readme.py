@@ -4,7 +4,7 @@ import re
 
 from hydra.utils import get_class, instantiate
 
-from src.utils.config import PROJECT_ROOT
+from src.run.config import PROJECT_ROOT
 from tests.test_configs import options
 
 

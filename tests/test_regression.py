@@ -10,9 +10,9 @@ from src.data.linear import LinearDataModule
 from src.data.random_regression import RandomDataModule
 from src.data.sine import SineDataModule
 from src.data.spec import DataSpec
-from src.models import load_module
+from src.errors import ConfigError
+from src.models.loading import load_module
 from src.train import train
-from src.utils.config import ConfigError
 
 QUIET = ("extras.print_config=false", "callbacks.rich_progress_bar=null")
 
@@ -24,7 +24,7 @@ def generated(datamodule):
 
 def test_sine_reads_sin_and_targets_cos_of_one_phase() -> None:
     datamodule = generated(SineDataModule(num_samples=100, seq_len=20, freq_range=(2.0, 2.0)))
-    assert datamodule.spec == DataSpec("regression", (20, 1), 1)
+    assert datamodule.spec == DataSpec("regression", "sequence", (20, 1), 1)
     inputs, targets = datamodule.splits["train"]
     assert inputs.shape == targets.shape == (80, 20, 1)
     assert torch.allclose(inputs**2 + targets**2, torch.ones_like(inputs), atol=1e-5)
@@ -44,7 +44,7 @@ def test_linear_points_follow_their_line() -> None:
 
 def test_random_data_has_the_seed_shapes() -> None:
     datamodule = generated(RandomDataModule())
-    assert datamodule.spec == DataSpec("regression", (1000,), 10)
+    assert datamodule.spec == DataSpec("regression", "vector", (1000,), 10)
     assert sum(len(x) for x, _ in datamodule.splits.values()) == 64
 
 

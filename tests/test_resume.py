@@ -19,10 +19,10 @@ import yaml
 
 from src.errors import ConfigError
 from src.eval import evaluate
-from src.models import load_module
+from src.models.loading import load_module
+from src.run.checkpoints import resolve_checkpoint
+from src.run.config import PROJECT_ROOT, compose_run
 from src.train import train
-from src.utils.checkpoints import resolve_checkpoint
-from src.utils.config import PROJECT_ROOT, compose_run
 from tests.conftest import run_script
 
 # 4 epochs of 50 steps, dropout on (so the RNG matters), a checkpoint every 10 steps

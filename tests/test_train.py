@@ -10,7 +10,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from src.models import build_module, load_module
+from src.models import build_module
+from src.models.loading import load_module
 from src.train import train
 from tests.conftest import read_metrics, run_script
 from tests.test_readme import readme_table

@@ -12,8 +12,8 @@ from src.errors import ConfigError
 from src.eval import evaluate
 from src.export import export
 from src.predict import predict
+from src.run.checkpoints import expand_run_arguments
 from src.train import train
-from src.utils.checkpoints import expand_run_arguments
 from tests.conftest import run_script
 
 

@@ -1,1 +1,1 @@
-"""A Hydra sweeper on Optuna's ask/tell API: `python src/train.py -m hydra/sweeper=optuna`."""
+"""A Hydra sweeper on Optuna's ask/tell API: `python src/train.py -m hydra/sweeper=optuna_asktell`."""

@@ -123,7 +123,7 @@ def trial_overrides(trial: Trial, storage: str | None, prune: bool) -> list[str]
         return params
     callback = (
         f"{{_target_:{__name__}.pruning_callback,study_name:'{trial.study.study_name}',"
-        f"storage:'{storage}',trial_id:{trial._trial_id},monitor:'${{optimized_metric}}'}}"
+        f"storage:'{storage}',trial_id:{trial._trial_id},monitor:'${{monitor}}'}}"
     )
     return [*params, f"+callbacks.optuna_pruning={callback}"]
 

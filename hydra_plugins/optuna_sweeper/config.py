@@ -1,15 +1,11 @@
-"""The sweeper's structured config, registered as `hydra/sweeper=optuna`."""
+"""The sweeper's structured config, registered as `hydra/sweeper=optuna_asktell` (a name of its
+own: Hydra's official Optuna plugin registers `optuna`)."""
 
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-
-
-class Direction(str, Enum):
-    minimize = "minimize"
-    maximize = "maximize"
 
 
 class Sampler(str, Enum):
@@ -22,7 +18,8 @@ class OptunaSweeperConf:
     """`params` maps override keys to sweeps in Hydra's grammar, e.g. `choice(32, 64)`."""
 
     _target_: str = "hydra_plugins.optuna_sweeper.optuna_sweeper.OptunaSweeper"
-    direction: Direction = Direction.minimize
+    # min or max (or Optuna's minimize, maximize); the configs pass ${monitor_mode}
+    direction: str = "min"
     n_trials: int = 20
     # trials asked, launched (through hydra/launcher) and told together
     n_jobs: int = 1
@@ -37,5 +34,5 @@ class OptunaSweeperConf:
 
 
 ConfigStore.instance().store(
-    group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="optuna_sweeper"
+    group="hydra/sweeper", name="optuna_asktell", node=OptunaSweeperConf, provider="optuna_sweeper"
 )

@@ -10,7 +10,9 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from hydra_plugins.optuna_sweeper.config import Direction, Sampler
+from hydra_plugins.optuna_sweeper.config import Sampler
+
+DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ class OptunaSweeper(Sweeper):
 
     def __init__(
         self,
-        direction: Direction,
+        direction: str,
         n_trials: int,
         n_jobs: int,
         sampler: Sampler,
@@ -40,7 +42,9 @@ class OptunaSweeper(Sweeper):
             raise ValueError("pruning needs a storage: each job reports to the study through it")
         if pruner is not None and find_spec("optuna_integration") is None:
             raise ImportError("pruning needs optuna-integration: pip install optuna-integration")
-        self.direction, self.sampler = Direction(direction).value, Sampler(sampler).value
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+        self.direction, self.sampler = DIRECTIONS[direction], Sampler(sampler).value
         self.n_trials, self.n_jobs, self.seed = n_trials, n_jobs, seed
         self.study_name, self.storage = study_name, storage
         # the pruner itself is built in each job, from this sweeper's config

@@ -1,42 +1,31 @@
 """The task's pictures, drawn during validation and at test end, for any active loggers."""
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import matplotlib.pyplot as plt
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from matplotlib.figure import Figure
 from torch import Tensor
-from torchmetrics.classification import MulticlassConfusionMatrix
 
-from src.models.base import TaskModule
-from src.utils.figures import (
-    decision_boundary,
-    fitted_line,
-    image_grid,
-    log_figure,
-    sequence_curves,
-)
+from src.models.task_module import TaskModule
 
 
 class TaskFigures(L.Callback):
-    """Pictures of the model at work, from the first `num_samples` samples of a stage.
+    """Pictures of the model at work, drawn by its task module: after the validation of every
+    `every_n_epochs`-th epoch (`val/<name>`, one PNG per epoch; not in the sanity check) and
+    after the test (`test/<name>`).
 
-    Drawn after the validation of every `every_n_epochs`-th epoch (`val/...`, one PNG per epoch;
-    not in the sanity check) and after the test (`test/...`):
-
-    - classification: a confusion matrix (over the whole stage); for 2-D points the data
-      coloured by class over the learned decision boundary, accuracy in the title; for images
-      a grid of the first `num_images` with predicted and true labels;
-    - sequence regression: input, target and predicted curves of a few sequences;
-    - 1-D regression (x -> y): the points and the learned line, whose slope and intercept (the
-      prediction's change from x=0 to 1, and its value at 0) are printed at test end.
+    The module's `figure_metrics` (a confusion matrix) see the whole stage; its `figures` (the
+    decision boundary over 2-D points, a grid of images, sequence curves, a fitted line) the
+    first `num_samples` samples. Each picture goes to TensorBoard and W&B when they run, and is
+    always saved as `figures/<stage>_<name>[_epochNNN].png` in the run directory.
     """
 
-    def __init__(self, every_n_epochs: int = 5, num_samples: int = 256, num_images: int = 32):
-        self.every_n_epochs = every_n_epochs
-        self.num_samples = num_samples
-        self.num_images = num_images
+    def __init__(self, every_n_epochs: int = 5, num_samples: int = 256) -> None:
+        self.every_n_epochs, self.num_samples = every_n_epochs, num_samples
         self.stage: str | None = None
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: TaskModule) -> None:
@@ -59,17 +48,15 @@ class TaskFigures(L.Callback):
         self._draw(trainer, pl_module)
 
     def _start(self, stage: str | None, pl_module: TaskModule) -> None:
-        self.stage, self.samples, self.confusion = stage, [], None
-        if stage and pl_module.spec.task == "classification":
-            num_classes = pl_module.spec.num_outputs
-            self.confusion = MulticlassConfusionMatrix(num_classes).to(pl_module.device)
+        self.stage, self.samples = stage, []
+        self.metrics = {n: m.to(pl_module.device) for n, m in pl_module.figure_metrics().items()}
 
     def _collect(self, outputs: dict[str, Tensor], batch: tuple[Tensor, Tensor]) -> None:
         if self.stage is None:
             return
         inputs, targets = batch
-        if self.confusion is not None:
-            self.confusion.update(outputs["predictions"], targets)
+        for metric in self.metrics.values():
+            metric.update(outputs["predictions"], targets)
         if sum(len(x) for x, _, _ in self.samples) < self.num_samples:
             self.samples.append((inputs.cpu(), outputs["predictions"].cpu(), targets.cpu()))
 
@@ -80,33 +67,27 @@ class TaskFigures(L.Callback):
         inputs, predictions, targets = (
             torch.cat(parts)[: self.num_samples] for parts in zip(*self.samples, strict=True)
         )
-        spec = pl_module.spec
-
-        def log(name: str, figure: Figure) -> None:
-            # validation pictures keep one PNG per epoch; the dashboards get a step slider
-            epoch = f"_epoch{trainer.current_epoch:03d}" if stage == "val" else ""
+        # plotting computes a metric: every rank takes part in its sync
+        figures = {name: metric.plot()[0] for name, metric in self.metrics.items()}
+        with torch.no_grad():
+            figures |= pl_module.figures(inputs, predictions, targets, stage)
+        # validation pictures keep one PNG per epoch; the dashboards get a step slider
+        epoch = f"_epoch{trainer.current_epoch:03d}" if stage == "val" else ""
+        for name, figure in figures.items():
             log_figure(trainer, f"{stage}/{name}", figure, f"{stage}_{name}{epoch}")
-
-        def predict(x: Tensor) -> Tensor:
-            with torch.no_grad():
-                return pl_module.predictions(pl_module(x.to(pl_module.device))).cpu()
-
-        if self.confusion is not None:
-            figure, _ = self.confusion.plot()  # computes, so every rank takes part in the sync
-            log("confusion_matrix", figure)
-            if spec.input_shape == (2,):
-                accuracy = (predictions == targets).float().mean().item()
-                title = f"epoch {trainer.current_epoch}: accuracy {accuracy:.1%} on {stage}"
-                log("decision_boundary", decision_boundary(predict, inputs, targets, title))
-            elif spec.kind == "image":
-                n = self.num_images
-                log("predictions", image_grid(inputs[:n], predictions[:n], targets[:n]))
-        elif spec.kind == "sequence":
-            log("sequences", sequence_curves(inputs, targets, predictions))
-        elif spec.input_shape == (1,) and spec.num_outputs == 1:
-            at_0, at_1 = predict(inputs.new_tensor([[0.0], [1.0]])).flatten().tolist()
-            slope, intercept = at_1 - at_0, at_0
-            if stage == "test":
-                rank_zero_info(f"Learned line: y = {slope:.4f} x + {intercept:.4f}")
-            log("fitted_line", fitted_line(inputs, targets, slope, intercept))
         self.stage = None
+
+
+def log_figure(trainer: L.Trainer, name: str, figure: Figure, file_name: str) -> None:
+    """Log `figure` as image `name` to TensorBoard and W&B (whichever run) and save it as
+    `<run dir>/figures/<file_name>.png`, on global rank zero; close it on every rank."""
+    if trainer.is_global_zero:
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure(name, figure, trainer.global_step, close=False)
+            elif isinstance(logger, WandbLogger):
+                logger.log_image(key=name, images=[figure], step=trainer.global_step)
+        path = Path(trainer.default_root_dir) / "figures" / f"{file_name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -30,7 +30,7 @@ class FakeImagesDataModule(GeneratedDataModule):
 
     @property
     def spec(self) -> DataSpec:
-        return DataSpec("classification", self.image_shape, self.num_classes)
+        return DataSpec("classification", "image", self.image_shape, self.num_classes)
 
     def generate(self, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         images = torch.randn(self.num_samples, *self.image_shape, generator=generator)

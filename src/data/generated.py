@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from src.data.base import TensorDataModule
+from src.data.tensor_datamodule import TensorDataModule
 from src.errors import ConfigError
 
 

@@ -32,7 +32,7 @@ class LinearDataModule(GeneratedDataModule):
 
     @property
     def spec(self) -> DataSpec:
-        return DataSpec("regression", (1,), 1)
+        return DataSpec("regression", "vector", (1,), 1)
 
     def generate(self, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         low, high = self.x_range

@@ -36,7 +36,7 @@ class PointsDataModule(GeneratedDataModule):
     @property
     def spec(self) -> DataSpec:
         num_classes, dim = self.means.shape
-        return DataSpec("classification", (dim,), num_classes)
+        return DataSpec("classification", "vector", (dim,), num_classes)
 
     def generate(self, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         labels = torch.arange(self.num_samples) % len(self.means)

@@ -24,7 +24,7 @@ class RandomDataModule(GeneratedDataModule):
 
     @property
     def spec(self) -> DataSpec:
-        return DataSpec("regression", (self.input_dim,), self.output_dim)
+        return DataSpec("regression", "vector", (self.input_dim,), self.output_dim)
 
     def generate(self, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         inputs = torch.randn(self.num_samples, self.input_dim, generator=generator)

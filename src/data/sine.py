@@ -44,7 +44,7 @@ class SineDataModule(GeneratedDataModule):
 
     @property
     def spec(self) -> DataSpec:
-        return DataSpec("regression", (self.seq_len, 1), 1)
+        return DataSpec("regression", "sequence", (self.seq_len, 1), 1)
 
     def generate(self, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         def uniform(low: float, high: float) -> Tensor:

@@ -3,7 +3,7 @@
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-Task = Literal["classification", "regression"]
+Kind = Literal["vector", "sequence", "image"]
 
 
 @dataclass(frozen=True)
@@ -11,21 +11,19 @@ class DataSpec:
     """What one sample looks like.
 
     Attributes:
-        task: "classification" or "regression"; picks the LightningModule that trains the network.
+        task: what is learned, "classification" or "regression": the module in
+            `src/models/<task>.py` trains the network unless `model.module` names another.
+        kind: the input's layout: a "vector" (F,), a "sequence" (T, F) or an "image" (C, H, W).
         input_shape: one input without the batch dimension: (2,) points, (1, 28, 28) images,
             (seq_len, features) sequences.
         num_outputs: classes for classification, target values per sample (or per step) for
             regression.
     """
 
-    task: Task
+    task: str
+    kind: Kind
     input_shape: tuple[int, ...]
     num_outputs: int
-
-    @property
-    def kind(self) -> Literal["vector", "sequence", "image"]:
-        """The input's layout, read from its rank: (F,), (T, F) or (C, H, W)."""
-        return ("vector", "sequence", "image")[len(self.input_shape) - 1]
 
     def describe(self) -> str:
         """A short human description, for error messages."""
@@ -38,4 +36,6 @@ class DataSpec:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "DataSpec":
-        return cls(values["task"], tuple(values["input_shape"]), int(values["num_outputs"]))
+        shape = tuple(values["input_shape"])
+        kind = values.get("kind") or ("vector", "sequence", "image")[len(shape) - 1]  # older ones
+        return cls(values["task"], kind, shape, int(values["num_outputs"]))

@@ -12,8 +12,8 @@ from torch.utils.data import Dataset, Subset
 from torchvision import transforms
 from torchvision.datasets import VisionDataset
 
-from src.data.base import BatchTransform, Split, TensorDataModule
 from src.data.spec import DataSpec
+from src.data.tensor_datamodule import BatchTransform, Split, TensorDataModule
 from src.errors import ConfigError
 
 
@@ -58,7 +58,7 @@ class VisionDataModule(TensorDataModule):
 
     @property
     def spec(self) -> DataSpec:
-        return DataSpec("classification", self.image_shape, self.num_classes)
+        return DataSpec("classification", "image", self.image_shape, self.num_classes)
 
     @staticmethod
     @abstractmethod

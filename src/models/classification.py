@@ -2,15 +2,24 @@
 
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from torch import Tensor
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from src.models.base import TaskModule
+from src.models.plots import decision_boundary, image_grid
+from src.models.task_module import TaskModule
 
 
 class ClassificationModule(TaskModule):
-    """Trains classifiers; a network with one output unit is a binary (logistic) classifier."""
+    """Trains classifiers; a network with one output unit is a binary (logistic) classifier.
+
+    Pictures: the confusion matrix; over 2-D points, the data coloured by class over the learned
+    decision boundary; for images, a grid of them with predicted and true labels.
+    """
+
+    # images in the grid of predictions
+    grid_size = 32
 
     def make_metrics(self) -> MetricCollection:
         # the loss has checked the targets; checking them again costs a GPU sync per step
@@ -33,3 +42,29 @@ class ClassificationModule(TaskModule):
             positive = torch.sigmoid(outputs)
             return torch.cat([1 - positive, positive], dim=-1)
         return outputs.softmax(dim=-1)
+
+    def prediction_columns(self, outputs: Tensor) -> tuple[list[str], list[list]]:
+        """The predicted class, then each class's probability."""
+        probabilities = self.probabilities(outputs)
+        header = ["prediction", *(f"prob_{k}" for k in range(probabilities.shape[1]))]
+        rows = zip(self.predictions(outputs).tolist(), probabilities.tolist(), strict=True)
+        return header, [[label, *p] for label, p in rows]
+
+    def figure_metrics(self) -> dict[str, Metric]:
+        return {"confusion_matrix": MulticlassConfusionMatrix(self.spec.num_outputs)}
+
+    def figures(
+        self, inputs: Tensor, predictions: Tensor, targets: Tensor, stage: str
+    ) -> dict[str, Figure]:
+        if self.spec.kind == "vector" and self.spec.input_shape == (2,):
+            accuracy = (predictions == targets).float().mean().item()
+            title = f"epoch {self.current_epoch}: accuracy {accuracy:.1%} on {stage}"
+
+            def regions(points: Tensor) -> Tensor:
+                return self.predictions(self(points.to(self.device))).cpu()
+
+            return {"decision_boundary": decision_boundary(regions, inputs, targets, title)}
+        if self.spec.kind == "image":
+            n = self.grid_size
+            return {"predictions": image_grid(inputs[:n], predictions[:n], targets[:n])}
+        return {}

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from src.errors import ConfigError
-from src.models.nets.base import Network
+from src.models.nets.network import Network
 
 
 class CNN(Network):

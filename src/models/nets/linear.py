@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from src.models.nets.base import Network
+from src.models.nets.network import Network
 
 
 class LinearRegression(Network):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from src.data.spec import DataSpec
-from src.models.nets.base import Network
+from src.models.nets.network import Network
 
 
 class LogisticRegression(Network):

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from src.data.spec import DataSpec
 from src.errors import ConfigError
-from src.models.nets.base import Network
+from src.models.nets.network import Network
 
 
 class MLP(Network):

@@ -6,7 +6,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from src.errors import ConfigError
-from src.models.nets.base import Network
+from src.models.nets.network import Network
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 

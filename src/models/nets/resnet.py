@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import ResNet18_Weights, resnet18
 
-from src.models.nets.base import Network
+from src.models.nets.network import Network
 
 
 class ResNet18(Network):

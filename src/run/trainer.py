@@ -15,13 +15,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, Timer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor
 
 from src.callbacks.checkpoints import AtomicCheckpointIO
 from src.errors import ConfigError
-from src.utils.console import route_lightning_logs
-from src.utils.launch import in_joblib_sweep, relaunch_ddp_ranks_as_this_job
-from src.utils.provenance import git_state
+from src.run.console import route_lightning_logs
+from src.run.launch import in_joblib_sweep, relaunch_ddp_ranks_as_this_job
+from src.run.provenance import git_state
 
 log = logging.getLogger(__name__)
 
@@ -136,21 +135,16 @@ def ctrl_c_stops_like_sigterm() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def build_trainer(cfg: DictConfig) -> L.Trainer:
-    """The Trainer of `cfg.trainer` with every callback and logger configured, writing its
-    checkpoints atomically."""
+def build_trainer(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> L.Trainer:
+    """The Trainer of `cfg.trainer` with every callback and logger configured (and `callbacks`),
+    writing its checkpoints atomically."""
     loggers = _instantiate_all(cfg.get("logger"))
-    callbacks = _instantiate_all(cfg.get("callbacks"))
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), *callbacks]
     if not loggers:  # the LR monitor refuses to start without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO()]
     relaunch_ddp_ranks_as_this_job()  # DDP ranks Lightning starts run this job, not the sweep
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
-
-
-def batch_size(batch: tuple[Tensor, Tensor]) -> int:
-    """The number of samples in an (inputs, targets) batch, for the ThroughputMonitor."""
-    return len(batch[0])
 
 
 def log_hyperparameters(

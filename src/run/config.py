@@ -1,8 +1,5 @@
-"""Config resolvers and checks that run before torch is imported, so bad input fails in a second."""
+"""Config checks that run before torch is imported, so bad input fails in a second."""
 
-import netrc
-import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,43 +19,6 @@ from src.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "configs"
-
-
-def wandb_offline() -> bool:
-    """True unless W&B has an API key (env or ~/.netrc) or WANDB_MODE asks for online."""
-    if mode := os.environ.get("WANDB_MODE"):
-        return mode in ("offline", "dryrun", "disabled")
-    if os.environ.get("WANDB_API_KEY"):
-        return False
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is None
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return True
-
-
-def sweep_name() -> str | None:
-    """The multirun directory's name, which groups its jobs (W&B group); None in a single run."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return None
-    return Path(HydraConfig.get().sweep.dir).name
-
-
-def register_resolvers() -> None:
-    """`${project_root:}`, `${run_id:}` (a short random suffix), `${wandb_offline:}`,
-    `${sweep_name:}`, and `${run_name:}` and `${job_devices:}` (`src/utils/launch.py`)."""
-    from src.utils.launch import job_devices, run_name  # it imports this module
-
-    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
-    OmegaConf.register_new_resolver(
-        "run_id", lambda: secrets.token_hex(3), use_cache=True, replace=True
-    )
-    OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
-    OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
-    OmegaConf.register_new_resolver("run_name", run_name, use_cache=True, replace=True)
-    OmegaConf.register_new_resolver("job_devices", job_devices, replace=True)
 
 
 class _Open(BaseModel):

@@ -1,37 +1,16 @@
-"""Figures: drawn with matplotlib, sent to every active logger, always saved as PNG."""
+"""The pictures the task modules draw with matplotlib (files only, no display)."""
 
 from collections.abc import Callable
-from pathlib import Path
 
-import lightning as L
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed, none opened
 
 import matplotlib.pyplot as plt
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from matplotlib.figure import Figure
 from torch import Tensor
 from torchvision.utils import make_grid
-
-
-def log_figure(trainer: L.Trainer, name: str, figure: Figure, file_name: str | None = None) -> None:
-    """Log `figure` as image `name` to TensorBoard and W&B (whichever run) and save it as
-    `<run dir>/figures/<file_name or name>.png`, on global rank zero; close it on every rank."""
-    if not trainer.is_global_zero:
-        plt.close(figure)
-        return
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_figure(name, figure, trainer.global_step, close=False)
-        elif isinstance(logger, WandbLogger):
-            logger.log_image(key=name, images=[figure], step=trainer.global_step)
-    file_name = file_name or name.replace("/", "_")
-    path = Path(trainer.default_root_dir) / "figures" / f"{file_name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def image_grid(images: Tensor, predicted: Tensor, true: Tensor, columns: int = 8) -> Figure:

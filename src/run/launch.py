@@ -15,22 +15,19 @@ import secrets
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
 
-from src.utils.checkpoints import resumable_checkpoints
-from src.utils.config import ConfigError
+from src.errors import ConfigError
+from src.run.checkpoints import resumable_checkpoints
 
 log = logging.getLogger(__name__)
 
 # GPU and lock file descriptor this process holds, per sweep directory
 _WORKER_GPUS: dict[Path, tuple[int, int]] = {}
 # what Lightning sets in its own environment when it starts the DDP ranks of a job
-_RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
 def run_name(trainer: str | None = None) -> str:
@@ -129,25 +126,6 @@ def relaunch_ddp_ranks_as_this_job() -> None:
     from lightning.pytorch.strategies.launchers import subprocess_script
 
     subprocess_script._hydra_subprocess_cmd = ddp_rank_command
-
-
-class EndDistributedJob(Callback):
-    """Hydra callback: after each job, end its process group and restore the rendezvous variables
-    Lightning set when it started DDP ranks; else the next job of a multirun in this process
-    would take them as ranks started for it, and wait for ranks that have exited."""
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.environ = {name: os.environ.get(name) for name in _RENDEZVOUS}
-
-    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        distributed = sys.modules.get("torch.distributed")  # never imported by a failed config
-        if distributed and distributed.is_available() and distributed.is_initialized():
-            distributed.destroy_process_group()
-        for name, value in self.environ.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def requeued_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:

@@ -1,23 +1,19 @@
 """What the scripts that use a trained model share: its configs from the checkpoint, checks, safe
 writes."""
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from src.checkpoint_files import load_checkpoint
 from src.errors import ConfigError
-from src.slots import DATAMODULE, build, target_class
-from src.utils.checkpoints import load_checkpoint
+from src.slots import DATAMODULE, build
 
 if TYPE_CHECKING:
-    from src.data.base import TensorDataModule
-    from src.models.base import TaskModule
+    from src.data.tensor_datamodule import TensorDataModule
+    from src.models.task_module import TaskModule
 
 
 def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...]) -> None:
@@ -29,7 +25,7 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
     then refuses when it differs. The checkpoint's configs are data: only the project's classes
     are built from them (`src/slots.py`).
     """
-    from src.models import module_hyperparameters
+    from src.models.loading import datamodule_hyperparameters, module_hyperparameters
 
     checkpoint = load_checkpoint(ckpt_path, mmap=True)
     where = f"checkpoint {ckpt_path}"
@@ -37,10 +33,10 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
     if "model" in sections:
         model = module_hyperparameters(checkpoint, where)
         trained["model"] = {k: v for k, v in model.items() if k != "spec"}
-    data = checkpoint.get("datamodule_hyper_parameters") or {}
-    if "data" in sections and "_target_" in data:  # (checkpoints from before it carried it: none)
-        target_class(data, DATAMODULE, where, "datamodule_hyper_parameters")
-        trained["data"] = data
+        trained["model"]["module"] = checkpoint.get("task_module")
+    carried = checkpoint.get("datamodule_hyper_parameters") or {}
+    if "data" in sections and "_target_" in carried:  # (older checkpoints carry no class)
+        trained["data"] = datamodule_hyperparameters(checkpoint, where)
     overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
     for section, values in trained.items():
         if any(o.key_or_group == section for o in overrides):
@@ -71,16 +67,3 @@ def compatible_datamodule(cfg: DictConfig, module: "TaskModule") -> "TensorDataM
             f"data gives {datamodule.spec.describe()}; choose the data it was trained on"
         )
     return datamodule
-
-
-@contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """A temporary path next to `path` for the block to write, moved onto `path` only when the
-    block succeeds, so a failure never leaves a half-written result behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

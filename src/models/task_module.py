@@ -6,13 +6,15 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
+from matplotlib.figure import Figure
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, Metric, MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 from src.data.spec import DataSpec
 from src.errors import ConfigError, DivergedError
+from src.models.rng import rng_states, set_rng_states
+from src.models.stage_metrics import StageMetrics
 from src.slots import NETWORK, OPTIMIZER, SCHEDULER, build, target_class
-from src.utils.rng import rng_states, set_rng_states
 
 STAGES = ("train", "val", "test")
 LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor")
@@ -30,15 +32,17 @@ class TaskModule(L.LightningModule, ABC):
         spec: `DataSpec.to_dict()` of the data the network is built for.
         optimizer: `_target_` config of a `torch.optim` optimizer, without `params`.
         scheduler: optional `_target_` config of an LR scheduler, without `optimizer`; the keys
-            `interval`, `frequency` and `monitor` go to Lightning (defaults: epoch, 1, val/loss).
+            `interval`, `frequency` and `monitor` go to Lightning.
         nonfinite_loss: what a NaN or infinite training loss does: `stop` the run (an error
             naming the step, raised before the weights change) or `skip` the batch.
         compile: `torch.compile` the network (in place: checkpoints keep their plain keys).
         channels_last: keep the network's 4-D weights and inputs channels-last (convnets on
             GPUs, with bf16).
 
-    Checkpoints also carry the random generators' states, restored on resume, so a resumed run
-    continues exactly as an uninterrupted one (dropout masks, augmentation).
+    A task subclasses it with its loss, metrics and predictions, and may draw figures and name
+    prediction columns. Checkpoints also carry the random generators' states and the training
+    epoch's metrics so far, restored on resume, so a resumed run continues exactly as an
+    uninterrupted one (dropout masks, augmentation, epoch values).
     """
 
     # FLOPs of one training batch, for Lightning's ThroughputMonitor (MFU); set it if you know it
@@ -59,7 +63,7 @@ class TaskModule(L.LightningModule, ABC):
             raise ConfigError(
                 f"model.nonfinite_loss must be 'stop' or 'skip', got {nonfinite_loss!r}"
             )
-        # the entry point logs the whole resolved config instead (src/utils/run.py)
+        # the entry point logs the whole resolved config instead (src/run/trainer.py)
         self.save_hyperparameters(logger=False)
         self.spec = DataSpec.from_dict(spec)
         target_class(optimizer, OPTIMIZER)  # built when training starts; checked now
@@ -73,12 +77,9 @@ class TaskModule(L.LightningModule, ABC):
         if compile:
             self.net.compile()
         # keyed "<stage>_metrics": "train" itself would shadow nn.Module.train
-        self.metrics = nn.ModuleDict(
-            {f"{stage}_metrics": self.make_metrics().clone(prefix=f"{stage}/") for stage in STAGES}
+        self.stage_metrics = nn.ModuleDict(
+            {f"{stage}_metrics": StageMetrics(self.make_metrics(), f"{stage}/") for stage in STAGES}
         )
-        self.mean_losses = nn.ModuleDict({f"{stage}_loss": MeanMetric() for stage in STAGES})
-        # (loss, batch size, predictions, targets) of the batches the metrics have not seen yet
-        self._pending: dict[str, list[tuple[Tensor, int, Tensor, Tensor]]] = {s: [] for s in STAGES}
         self.example_input_array = torch.zeros(1, *self.spec.input_shape)
 
     @abstractmethod
@@ -91,6 +92,29 @@ class TaskModule(L.LightningModule, ABC):
     @abstractmethod
     def predictions(self, outputs: Tensor) -> Tensor:
         """Network outputs in the form the metrics take (class indices, values)."""
+
+    def metric_inputs(self, predictions: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """A batch's predictions and targets as the metrics take them: unchanged by default."""
+        return predictions, targets
+
+    def prediction_columns(self, outputs: Tensor) -> tuple[list[str], list[list]]:
+        """The header and a row of values per sample, for a table of predictions: one column per
+        predicted value by default."""
+        values = self.predictions(outputs).flatten(1).tolist()
+        width = len(values[0])
+        return (["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]), values
+
+    def figure_metrics(self) -> dict[str, Metric]:
+        """Metrics over a whole stage that draw themselves (`plot`) for the figures callback,
+        updated with `(predictions, targets)`; none by default."""
+        return {}
+
+    def figures(
+        self, inputs: Tensor, predictions: Tensor, targets: Tensor, stage: str
+    ) -> dict[str, Figure]:
+        """Pictures of the model at work on the first samples of `stage` (on the CPU), by
+        name; none by default."""
+        return {}
 
     def forward(self, x: Tensor) -> Tensor:
         if self.hparams.channels_last and x.dim() == 4:
@@ -108,44 +132,30 @@ class TaskModule(L.LightningModule, ABC):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return self._step(batch, "test")
 
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        """The network's outputs on a batch of inputs (no targets)."""
+        return self(batch[0])
+
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> dict[str, Tensor] | None:
-        """Loss and predictions of one batch, kept for the stage's metrics (every
-        `trainer.log_every_n_steps` training steps also log `train/<name>_step`, over the steps
-        since the last such log); returns the loss and, for callbacks (figures), the predictions
-        (None: a training batch skipped for its non-finite loss)."""
+        """Loss and predictions of one batch, kept for the stage's metrics; returns the loss and,
+        for callbacks (figures), the predictions (None: a training batch skipped for its
+        non-finite loss). Every `trainer.log_every_n_steps` training steps also logs
+        `train/<name>_step`, over the steps since the last such log."""
         inputs, targets = batch
         outputs = self(inputs)
         loss = self.loss(outputs, targets)
         if stage == "train" and not torch.isfinite(loss):
             return self._nonfinite(loss)
         predictions = self.predictions(outputs.detach())
-        pending = self._pending[stage]
-        pending.append((loss.detach(), len(inputs), predictions.flatten(), targets.flatten()))
+        metrics = self.stage_metrics[f"{stage}_metrics"]
+        metrics.add(loss, len(inputs), *self.metric_inputs(predictions, targets))
         every = self.trainer.log_every_n_steps
         if stage == "train" and (self.global_step + 1) % every == 0:
-            values = self._update_metrics(stage, window_values=True)
+            values = metrics.window()
             self.log_dict({f"{name}_step": value for name, value in values.items()}, prog_bar=True)
-        elif len(pending) >= every:
-            self._update_metrics(stage)
+        elif len(metrics.kept) >= every:
+            metrics.update()
         return {"loss": loss, "predictions": predictions}
-
-    def _update_metrics(self, stage: str, window_values: bool = False) -> dict[str, Tensor]:
-        """Update the stage's loss mean and metrics with the batches kept since the last update,
-        in one call each: a torchmetrics call costs about 0.3 ms on a CPU, more than a small
-        network's training step. With `window_values`, return the values of those batches."""
-        losses, sizes, predictions, targets = zip(*self._pending[stage], strict=True)
-        self._pending[stage].clear()
-        losses = torch.stack(losses)
-        weights = torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
-        self.mean_losses[f"{stage}_loss"].update(losses, weight=weights)
-        metrics = self.metrics[f"{stage}_metrics"]
-        predictions, targets = torch.cat(predictions), torch.cat(targets)
-        if not window_values:
-            metrics.update(predictions, targets)
-            return {}
-        # the metrics' forward updates them and gives the window's own values
-        loss = (losses * weights).sum() / weights.sum()
-        return {f"{stage}/loss": loss} | metrics(predictions, targets)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
@@ -157,22 +167,12 @@ class TaskModule(L.LightningModule, ABC):
         self._log_epoch("test")
 
     def _log_epoch(self, stage: str) -> None:
-        """Log the stage's mean loss and metrics over the epoch (every rank's samples: the
-        torchmetrics synchronise), then start them afresh; nothing when no batch came since
-        (the end of an epoch that a resumed run repeats: it was logged before the checkpoint).
-
-        Computed here, and step values logged only when the loggers take them: each Lightning
-        `log` call costs about a millisecond on a CPU (it moves its result to the device).
-        """
-        if self._pending[stage]:
-            self._update_metrics(stage)
-        metrics, loss = self.metrics[f"{stage}_metrics"], self.mean_losses[f"{stage}_loss"]
-        if loss.update_count == 0:
-            return
-        # values already agree across ranks; sync_dist only tells Lightning so
-        self.log_dict({f"{stage}/loss": loss.compute(), **metrics.compute()}, sync_dist=True)
-        metrics.reset()
-        loss.reset()
+        """Log the stage's mean loss and metrics over the epoch; nothing when no batch came
+        since (the end of an epoch that a resumed run repeats: it was logged before the
+        checkpoint)."""
+        if values := self.stage_metrics[f"{stage}_metrics"].epoch():
+            # values already agree across ranks; sync_dist only tells Lightning so
+            self.log_dict(values, sync_dist=True)
 
     def _nonfinite(self, loss: Tensor) -> None:
         """Skip the batch (None: Lightning makes no optimizer step) or stop the run."""
@@ -187,42 +187,23 @@ class TaskModule(L.LightningModule, ABC):
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["task_module"] = f"{type(self).__module__}.{type(self).__qualname__}"
         checkpoint["rng_states"] = rng_states()
-        checkpoint["train_metric_states"] = self._train_metric_states()
+        checkpoint["train_metric_states"] = self.stage_metrics["train_metrics"].states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
         # under DDP each rank's metrics hold its own samples, and rank 0's alone are saved
         if "train_metric_states" in checkpoint and self.trainer.world_size == 1:
-            self._train_metrics().load_state_dict(checkpoint["train_metric_states"], strict=False)
-
-    def _train_metrics(self) -> nn.ModuleList:
-        return nn.ModuleList([self.mean_losses["train_loss"], self.metrics["train_metrics"]])
-
-    def _train_metric_states(self) -> dict[str, Tensor]:
-        """The training epoch's loss mean and metrics so far, for a run resumed mid-epoch to log
-        them over the whole epoch."""
-        if self._pending["train"]:
-            self._update_metrics("train")
-        metrics = self._train_metrics()
-        for metric in metrics.modules():
-            if isinstance(metric, Metric):
-                metric.persistent(True)
-        try:
-            return metrics.state_dict()
-        finally:
-            for metric in metrics.modules():
-                if isinstance(metric, Metric):
-                    metric.persistent(False)
+            self.stage_metrics["train_metrics"].load_states(checkpoint["train_metric_states"])
 
     def configure_optimizers(self) -> Any:
         optimizer = build(self.hparams.optimizer, OPTIMIZER, params=self.parameters())
         if not self.hparams.scheduler:
             return optimizer
         config = dict(self.hparams.scheduler)
-        lightning_config = {"monitor": "val/loss"}
-        lightning_config |= {k: config[k] for k in LIGHTNING_SCHEDULER_KEYS if k in config}
+        lightning_config = {k: config[k] for k in LIGHTNING_SCHEDULER_KEYS if k in config}
         scheduler = build(_scheduler_args(config), SCHEDULER, optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": lightning_config | {"scheduler": scheduler}}
 

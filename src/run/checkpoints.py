@@ -1,8 +1,6 @@
 """Finding the checkpoint a run resumes from or evaluates, and loading checkpoints safely."""
 
 import logging
-import pickle
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,13 +8,14 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
+from src.checkpoint_files import CheckpointError, load_checkpoint
 from src.errors import ConfigError
+from src.run.config import CONFIG_DIR
 from src.slots import RESERVED_KEYS, reserved_key
-from src.utils.config import CONFIG_DIR
 
 if TYPE_CHECKING:
-    from src.data.base import TensorDataModule
-    from src.models.base import TaskModule
+    from src.data.tensor_datamodule import TensorDataModule
+    from src.models.task_module import TaskModule
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +74,6 @@ def newest_loadable(run_dir: Path, asked: str) -> Path:
     )
 
 
-def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
-    """`torch.load` a checkpoint as plain data only (`weights_only=True`): a file that is
-    truncated, corrupt or carries code (a pickle that would run it) raises `ConfigError`."""
-    import torch
-
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(path, "it is truncated, or not a checkpoint torch.save wrote")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as error:
-        reason = "it holds objects other than weights, which could run code and are never loaded"
-        raise CheckpointError(path, reason) from error
-    except Exception as error:  # zip and storage errors
-        reason = str(error).strip().splitlines()[0]
-        raise CheckpointError(path, f"it is corrupt ({reason})") from error
-
-
 def load_step(ckpt_path: str | Path) -> int:
     """The training step a checkpoint was saved at."""
     return load_checkpoint(ckpt_path, mmap=True)["global_step"]
@@ -107,16 +89,6 @@ def check_checkpoint(path: Path) -> None:
         raise CheckpointError(path, "its weights hold NaN or infinite values")
 
 
-class CheckpointError(ConfigError):
-    """A checkpoint file that cannot be used, and why (`reason`)."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(
-            f"checkpoint {path} cannot be used: {reason}; give a checkpoint this template wrote"
-        )
-        self.reason = reason
-
-
 def check_resume_settings(
     ckpt_path: str, module: "TaskModule", datamodule: "TensorDataModule", seed: int | None
 ) -> None:
@@ -126,11 +98,13 @@ def check_resume_settings(
     network), so the new values would be ignored or break the run; `seed` is compared with the
     data's (its random states come from the checkpoint). How batches are served
     (`datamodule.serving_keys`) and the trainer's settings may change."""
-    from src.models import module_hyperparameters
+    from src.models.loading import module_hyperparameters
 
     checkpoint = load_checkpoint(ckpt_path, mmap=True)
     saved, now = module_hyperparameters(checkpoint, f"checkpoint {ckpt_path}"), module.hparams
     pairs = {f"model.{k}": (now.get(k), saved.get(k)) for k in ("net", "optimizer", "scheduler")}
+    module_path = f"{type(module).__module__}.{type(module).__qualname__}"
+    pairs["model.module"] = module_path, checkpoint.get("task_module", module_path)
     if saved_data := checkpoint.get("datamodule_hyper_parameters"):
         ignored = {*datamodule.serving_keys, *({"_target_"} - saved_data.keys())}  # older ones
         data = dict(datamodule.hparams), saved_data

@@ -1,76 +1,35 @@
-"""A run directory: one process at a time, one run, and its provenance (command line, git state
-with the diff when dirty, package versions)."""
+"""Hydra callbacks: what every job does around the entry point's work.
 
+- `RunDirectory`: one process and one run per run directory, and the run's provenance.
+- `EndDistributedJob`: the next job of a multirun starts DDP afresh in the same process.
+- `SweepSummary`: a multirun's summary, current after each job and printed at the end.
+"""
+
+import atexit
+import logging
 import os
 import platform
 import shlex
-import subprocess
 import sys
-from datetime import datetime, timezone
-from importlib import metadata
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from filelock import FileLock, Timeout
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.atomic import atomic_write
-from src.utils.config import PROJECT_ROOT
-from src.utils.launch import requeued_checkpoint
+from src.run.launch import RENDEZVOUS, requeued_checkpoint
+from src.run.provenance import write_provenance
+from src.run.sweeps import print_sweep_summary, write_summary
 
-
-def _git(*args: str) -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout if result.returncode == 0 else None
-
-
-def git_state() -> dict[str, Any]:
-    """The project's `git_commit` and whether its tree is dirty (`git_dirty`); None outside git."""
-    commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain")
-    return {
-        "git_commit": commit.strip() if commit else None,
-        "git_dirty": bool(status.strip()) if status is not None else None,
-    }
-
-
-def write_provenance(run_dir: Path, resumed: bool) -> None:
-    """Write `provenance.yaml` (command, git state, host, time), `git.diff` (only when the tree is
-    dirty) and `requirements.txt`; a resumed run appends its own record to `resumes:` instead,
-    keeping the original run's."""
-    git = git_state()
-    info = {
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "cwd": str(Path.cwd()),
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "python": platform.python_version(),
-        **git,
-    }
-    path = run_dir / "provenance.yaml"
-    if resumed and path.is_file():
-        original = yaml.safe_load(path.read_text())
-        info = original | {"resumes": [*original.get("resumes", []), info]}
-    else:
-        diff = _git("diff", "HEAD") if git["git_commit"] else None
-        if diff:
-            (run_dir / "git.diff").write_text(diff)
-        packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
-        (run_dir / "requirements.txt").write_text("\n".join(packages) + "\n")
-    with atomic_write(path, "w") as file:
-        yaml.safe_dump(info, file, sort_keys=False)
+log = logging.getLogger(__name__)
 
 
 class RunDirectory(Callback):
-    """Hydra callback that keeps a run directory to one process and one run, with provenance.
+    """Keeps a run directory to one process and one run, with provenance.
 
     - Before Hydra writes anything there, the process takes `.hydra/run.lock` (naming itself in
       it) and holds it while it lives; the system releases it when the process ends, killed or
@@ -136,3 +95,54 @@ class RunDirectory(Callback):
         return ckpt_path == "last" or (
             ckpt_path is not None and Path(ckpt_path).resolve().is_relative_to(run_dir.resolve())
         )
+
+
+class EndDistributedJob(Callback):
+    """After each job, end its process group and restore the rendezvous variables
+    Lightning set when it started DDP ranks; else the next job of a multirun in this process
+    would take them as ranks started for it, and wait for ranks that have exited."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.environ = {name: os.environ.get(name) for name in RENDEZVOUS}
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        distributed = sys.modules.get("torch.distributed")  # never imported by a failed config
+        if distributed and distributed.is_available() and distributed.is_initialized():
+            distributed.destroy_process_group()
+        for name, value in self.environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class SweepSummary(Callback):
+    """After each multirun job, rewrite `<sweep dir>/summary.csv` from the job directories (so it
+    is current under parallel launchers, after a crash and when jobs fail) and log a failed
+    job's error; when the sweep ends, print the summary best first by `metric` (`mode` min or
+    max), with mean +- std over seeds when configurations ran with several.
+
+    Hydra's launchers run every job of a sweep even when some fail, then raise the first
+    failure (exit code 1) without calling `on_multirun_end`: the summary then prints as the
+    process exits.
+    """
+
+    def __init__(self, metric: str, mode: str = "min") -> None:
+        self.metric, self.mode = metric, mode
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        atexit.register(self._print, Path(config.hydra.sweep.dir))
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        summary = write_summary(Path(config.hydra.sweep.dir), self.metric, self.mode)
+        if job_return.status == JobStatus.FAILED:
+            log.error(f"Job {config.hydra.job.num} failed; the sweep goes on. Summary: {summary}")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        atexit.unregister(self._print)
+        self._print(Path(config.hydra.sweep.dir))
+
+    def _print(self, sweep_dir: Path) -> None:
+        print_sweep_summary(sweep_dir, self.metric, self.mode)

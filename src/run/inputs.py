@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from src.data.spec import DataSpec
-from src.utils.config import ConfigError
+from src.errors import ConfigError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # the decoders tried: a file named .png holding another format (EPS runs Ghostscript) is refused

@@ -1,0 +1,32 @@
+"""Predictions written as a table when Lightning's `predict` ends."""
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from src.atomic import atomic_write
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes `path`, a CSV file (atomically): each input's name, then the columns its task
+    module gives (`prediction_columns`: the class and each class's probability, or the values).
+    Keeps the table as `header` and `rows`."""
+
+    def __init__(self, path: str | Path, names: list[str]) -> None:
+        super().__init__(write_interval="epoch")
+        self.path, self.names = Path(path), names
+        self.header: list[str] = []
+        self.rows: list[list] = []
+
+    def write_on_epoch_end(
+        self, trainer: L.Trainer, pl_module: Any, predictions: Any, batch_indices: Any
+    ) -> None:
+        outputs = torch.cat(predictions).float().cpu()
+        self.header, self.rows = pl_module.prediction_columns(outputs)
+        table = zip(self.names, self.rows, strict=True)
+        with atomic_write(self.path, "w", newline="") as file:
+            csv.writer(file).writerows([["input", *self.header], *([n, *r] for n, r in table)])

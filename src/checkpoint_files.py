@@ -1,0 +1,39 @@
+"""Checkpoint files read safely: plain data only, and one sentence for a file that cannot be used.
+
+Light to import (torch comes when a file is read), so the run layer checks a checkpoint before
+the heavy imports.
+"""
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from src.errors import ConfigError
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint file that cannot be used, and why (`reason`)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(
+            f"checkpoint {path} cannot be used: {reason}; give a checkpoint this template wrote"
+        )
+        self.reason = reason
+
+
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """`torch.load` a checkpoint as plain data only (`weights_only=True`): a file that is
+    truncated, corrupt or carries code (a pickle that would run it) raises `CheckpointError`."""
+    import torch
+
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(path, "it is truncated, or not a checkpoint torch.save wrote")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        reason = "it holds objects other than weights, which could run code and are never loaded"
+        raise CheckpointError(path, reason) from error
+    except Exception as error:  # zip and storage errors
+        reason = str(error).strip().splitlines()[0]
+        raise CheckpointError(path, f"it is corrupt ({reason})") from error

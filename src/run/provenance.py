@@ -1,0 +1,62 @@
+"""Provenance of every run: command line, git state (with the diff when dirty), package versions."""
+
+import platform
+import shlex
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from src.atomic import atomic_write
+from src.run.config import PROJECT_ROOT
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def git_state() -> dict[str, Any]:
+    """The project's `git_commit` and whether its tree is dirty (`git_dirty`); None outside git."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain")
+    return {
+        "git_commit": commit.strip() if commit else None,
+        "git_dirty": bool(status.strip()) if status is not None else None,
+    }
+
+
+def write_provenance(run_dir: Path, resumed: bool) -> None:
+    """Write `provenance.yaml` (command, git state, host, time), `git.diff` (only when the tree is
+    dirty) and `requirements.txt`; a resumed run appends its own record to `resumes:` instead,
+    keeping the original run's."""
+    git = git_state()
+    info = {
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "cwd": str(Path.cwd()),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        **git,
+    }
+    path = run_dir / "provenance.yaml"
+    if resumed and path.is_file():
+        original = yaml.safe_load(path.read_text())
+        info = original | {"resumes": [*original.get("resumes", []), info]}
+    else:
+        diff = _git("diff", "HEAD") if git["git_commit"] else None
+        if diff:
+            (run_dir / "git.diff").write_text(diff)
+        packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+        (run_dir / "requirements.txt").write_text("\n".join(packages) + "\n")
+    with atomic_write(path, "w") as file:
+        yaml.safe_dump(info, file, sort_keys=False)

@@ -1,0 +1,174 @@
+"""Sweep summaries: each job's overrides, status, final metrics and run directory, best first."""
+
+import csv
+import json
+import logging
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+import yaml
+from filelock import FileLock
+from rich.table import Table
+
+from src.atomic import atomic_write
+from src.run.console import console
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"  # a job's final metrics, written when it succeeds
+ERROR_FILE = "error.txt"  # a job's traceback, written when it fails
+
+
+def write_json(path: Path, values: dict[str, Any]) -> None:
+    """Write `values` as JSON atomically: readers see the whole file or none."""
+    with atomic_write(path, "w") as file:
+        json.dump(values, file, indent=2, sort_keys=True)
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job directory of the sweep: job, overrides, status, error, metrics, run dir."""
+    rows = []
+    for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml")):
+        job_dir = overrides_file.parent.parent
+        metrics_file, error_file = job_dir / METRICS_FILE, job_dir / ERROR_FILE
+        error = error_file.read_text().strip().splitlines()[-1] if error_file.is_file() else ""
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        status = "ok" if metrics else "failed" if error else "running"
+        rows.append(
+            {
+                "job": job_dir.name,
+                "overrides": yaml.safe_load(overrides_file.read_text()) or [],
+                "status": status,
+                "error": error,
+                "metrics": metrics,
+                "run_dir": str(job_dir),
+            }
+        )
+    return rows
+
+
+def ranked(rows: list[dict[str, Any]], metric: str, mode: str) -> list[dict[str, Any]]:
+    """Successful jobs by `metric`, best first (`mode` min or max), then the others."""
+
+    def key(row: dict[str, Any]) -> tuple[bool, float]:
+        value = row["metrics"].get(metric, math.nan)
+        if math.isnan(value):
+            return True, 0.0
+        return False, value if mode == "min" else -value
+
+    return sorted(rows, key=key)
+
+
+def varying_overrides(rows: list[dict[str, Any]]) -> set[str]:
+    """The overrides not shared by every job (what tells the jobs apart)."""
+    sets = [set(row["overrides"]) for row in rows]
+    return set().union(*sets) - set.intersection(*sets) if sets else set()
+
+
+def seed_statistics(groups: dict[str, list[dict[str, Any]]], names: list[str]) -> list[dict]:
+    """Per configuration: how many seeds ran and each metric's mean and standard deviation."""
+    statistics_rows = []
+    for config, group in groups.items():
+        row: dict[str, Any] = {"configuration": config or "(no overrides)", "seeds": len(group)}
+        for name in names:
+            values = [job["metrics"][name] for job in group if name in job["metrics"]]
+            if values:
+                spread = statistics.stdev(values) if len(values) > 1 else 0.0
+                row |= {f"{name} mean": statistics.mean(values), f"{name} std": spread}
+        statistics_rows.append(row)
+    return statistics_rows
+
+
+def seed_groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Successful jobs grouped by the overrides that tell them apart, other than `seed=`."""
+    varying = varying_overrides(rows)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["status"] == "ok":
+            kept = (o for o in row["overrides"] if o in varying and not o.startswith("seed="))
+            config = " ".join(kept)
+            groups.setdefault(config, []).append(row)
+    return groups
+
+
+def write_summary(sweep_dir: Path, metric: str, mode: str) -> Path:
+    """Rewrite summary.csv (and summary_seeds.csv, when configurations ran with several seeds)
+    from the job directories, best `metric` first (`mode` min or max), under `summary.lock`, as
+    parallel jobs end at once; return its path."""
+    with FileLock(sweep_dir / "summary.lock"):
+        rows = ranked(collect(sweep_dir), metric, mode)
+        names = sorted({name for row in rows for name in row["metrics"]})
+        table = [
+            {"job": row["job"], "overrides": " ".join(row["overrides"]), "status": row["status"]}
+            | {"error": row["error"], **row["metrics"], "run_dir": row["run_dir"]}
+            for row in rows
+        ]
+        columns = ["job", "overrides", "status", "error", *names, "run_dir"]
+        _write_csv(sweep_dir / "summary.csv", columns, table)
+        groups = seed_groups(rows)
+        if any(len(group) > 1 for group in groups.values()):
+            stats = [f"{n} {s}" for n in names for s in ("mean", "std")]
+            seeds = seed_statistics(groups, names)
+            _write_csv(sweep_dir / "summary_seeds.csv", ["configuration", "seeds", *stats], seeds)
+    return sweep_dir / "summary.csv"
+
+
+def print_sweep_summary(sweep_dir: Path, metric: str, mode: str) -> None:
+    """Rewrite the summary files and print them as tables."""
+    write_summary(sweep_dir, metric, mode)
+    rows = ranked(collect(sweep_dir), metric, mode)
+    columns = _columns(rows, metric)
+    out = console()
+    out.print(_jobs_table(rows, columns, f"Sweep: best {metric} ({mode}) first"))
+    groups = seed_groups(rows)
+    if any(len(group) > 1 for group in groups.values()):
+        out.print(_seeds_table(groups, columns))
+        out.print(f"Across seeds: {sweep_dir / 'summary_seeds.csv'}", highlight=False)
+    out.print(f"Jobs in {sweep_dir}/<job>; summary: {sweep_dir / 'summary.csv'}", highlight=False)
+
+
+def _columns(rows: list[dict[str, Any]], metric: str) -> list[str]:
+    """The metric optimised, then the test metrics, then training time."""
+    names = {name for row in rows for name in row["metrics"]}
+    tests = sorted(n for n in names if n.startswith("test/") and not n.endswith("_step"))
+    extra = [n for n in ("time/train_s",) if n in names]
+    return [metric, *(n for n in tests if n != metric), *extra]
+
+
+def _jobs_table(rows: list[dict[str, Any]], columns: list[str], title: str) -> Table:
+    varying = varying_overrides(rows)
+    table = Table(title=title, header_style="bold")
+    for name in ["job", "overrides", "status", *columns]:
+        table.add_column(name, justify="right" if name in columns else "left")
+    for row in rows:
+        overrides = " ".join(o for o in row["overrides"] if o in varying)
+        values = [_format(row["metrics"].get(name)) for name in columns]
+        table.add_row(row["job"], overrides, row["status"], *values)
+    return table
+
+
+def _seeds_table(groups: dict[str, list[dict[str, Any]]], columns: list[str]) -> Table:
+    table = Table(title="Across seeds: mean +- std", header_style="bold")
+    for name in ["configuration", "seeds", *columns]:
+        table.add_column(name, justify="left" if name == "configuration" else "right")
+    for row in seed_statistics(groups, columns):
+        cells = [
+            f"{row[f'{n} mean']:.4g} +- {row[f'{n} std']:.2g}" if f"{n} mean" in row else ""
+            for n in columns
+        ]
+        table.add_row(row["configuration"], str(row["seeds"]), *cells)
+    return table
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write `rows` under the header `columns` as a CSV file, atomically."""
+    with atomic_write(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _format(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"

@@ -1,1 +1,0 @@
-"""Helpers for the entry points: config checks, console output, provenance, checkpoints."""
