@@ -1,17 +1,20 @@
-# Set-up and common tasks. `make train` and `make test` create .venv from pyproject.toml when needed.
+# Set-up and common tasks. `make train` and `make test` create .venv when needed, with the
+# versions pinned in requirements.lock, and put this folder on its path: the template runs in
+# place (python src/train.py), it is not installed as a package.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all lint clean
+.PHONY: install train test test-all lint lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet --editable . --group dev
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'lightning_hydra_zoo.pth').write_text('$(CURDIR)\n')"
 	touch $(STAMP)
 
 train: install  ## the embedded default run: points + MLP, seconds on a CPU
@@ -25,6 +28,10 @@ test-all: install  ## every test, slow ones included
 
 lint: install
 	$(VENV)/bin/pre-commit run --all-files
+
+lock: install  ## pin the newest versions pyproject.toml allows into requirements.lock (ARGS: more uv options)
+	$(VENV)/bin/uv pip compile pyproject.toml --group pyproject.toml:dev --extra mlflow --universal \
+		--python-version 3.11 --no-annotate --custom-compile-command "make lock" -o requirements.lock $(ARGS)
 
 clean:
 	rm -rf logs .pytest_cache .ruff_cache

@@ -1,6 +1,11 @@
-"""Every option of every config group composes; the default configs instantiate."""
+"""Every option of every config group composes; the default configs instantiate; this machine's
+settings and W&B's own settings are taken."""
+
+import shutil
 
 import pytest
+import yaml
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from lightning.pytorch import Trainer
 from omegaconf import OmegaConf
@@ -8,6 +13,7 @@ from omegaconf import OmegaConf
 from src.models import build_module
 from src.models.task_module import TaskModule
 from src.run.config import CONFIG_DIR
+from src.run.resolvers import wandb_offline
 from src.run.trainer import build_trainer
 
 GROUPS = ["data", "model", "model/optimizer", "model/scheduler", "trainer", "callbacks"]
@@ -51,3 +57,41 @@ def test_optimizers_and_schedulers_build(make_cfg, optimizer: str, scheduler: st
         assert configured["lr_scheduler"].get("monitor") == (
             cfg.monitor if scheduler == "plateau" else None
         )
+
+
+def test_a_local_config_sets_this_machines_paths(tmp_path) -> None:
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIG_DIR, configs)
+    local = {"paths": {"data_dir": "/datasets"}}
+    (configs / "local" / "default.yaml").write_text("# @package _global_\n" + yaml.safe_dump(local))
+    with initialize_config_dir(str(configs), version_base="1.3"):
+        assert compose("train", overrides=["data=mnist"]).data.data_dir == "/datasets"
+    (configs / "local" / "default.yaml").unlink()  # optional: without it, the project's data/
+    with initialize_config_dir(str(configs), version_base="1.3"):
+        assert compose("train").paths.data_dir == "${paths.root_dir}/data"
+
+
+@pytest.mark.parametrize(
+    ("environment", "netrc", "offline"),
+    [
+        ({}, None, True),
+        ({"WANDB_MODE": "offline", "WANDB_API_KEY": "x" * 40}, None, True),
+        ({"WANDB_API_KEY": "x" * 40}, None, False),
+        ({}, "api.wandb.ai", False),
+        ({"WANDB_BASE_URL": "https://wandb.example.org"}, "wandb.example.org", False),
+        ({"WANDB_BASE_URL": "https://wandb.example.org"}, "api.wandb.ai", True),
+    ],
+)
+def test_wandb_goes_online_only_with_a_key_for_its_server(
+    monkeypatch, tmp_path, environment, netrc, offline
+) -> None:
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    if netrc:
+        (tmp_path / ".netrc").write_text(f"machine {netrc}\n  login user\n  password {'k' * 40}\n")
+        (tmp_path / ".netrc").chmod(0o600)
+    assert wandb_offline() is offline

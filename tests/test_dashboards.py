@@ -19,6 +19,7 @@ from wandb.proto import wandb_internal_pb2
 from src.data.spec import DataSpec
 from src.loggers import TensorBoardLogger
 from src.models import build_module
+from src.train import train
 from tests.conftest import read_metrics, run_script
 
 NO_WANDB_ACCOUNT = {"WANDB_MODE": "", "WANDB_API_KEY": ""}  # and HOME without a .netrc
@@ -238,3 +239,26 @@ def test_a_run_without_loggers_still_saves_its_pictures(tmp_path: Path) -> None:
     figures = {path.name for path in (tmp_path / "run" / "figures").glob("*.png")}
     assert {"test_decision_boundary.png", "val_decision_boundary_epoch000.png"} <= figures
     assert not (tmp_path / "run" / "tensorboard").exists()
+
+
+# --- MLflow: a local store, read back through MLflow's own client
+
+
+def test_mlflow_run_holds_params_metrics_and_pictures(make_cfg, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    logs = tmp_path / "logs"
+    cfg = make_cfg("logger=mlflow", f"paths.log_dir={logs}", "trainer.max_epochs=5")
+    metrics = train(cfg)
+    client = MlflowClient(tracking_uri=f"file:{logs}/mlruns")
+    (run,) = client.search_runs([client.get_experiment_by_name("train").experiment_id])
+    assert run.data.params["model/optimizer/lr"] == "0.01"
+    assert run.data.params["git_commit"]
+    assert run.data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
+    history = client.get_metric_history(run.info.run_id, "val/loss")
+    assert len(history) == 5  # one value per epoch
+    pictures = [a.path for a in client.list_artifacts(run.info.run_id, "figures")]
+    assert {
+        "figures/test_decision_boundary.png",
+        "figures/val_decision_boundary_epoch004.png",
+    } <= set(pictures)

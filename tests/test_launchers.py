@@ -44,8 +44,8 @@ def test_joblib_multirun_runs_two_jobs_at_once(tmp_path: Path) -> None:
 @pytest.fixture
 def worker_gpus(monkeypatch: pytest.MonkeyPatch):
     """`launch.worker_gpu`'s memory of the GPU this process keeps; clearing it makes the next
-    call act as another worker process (flock locks belong to each open file). Closes the locks
-    at the end."""
+    call act as another worker process (flock locks belong to each open file). Releases the
+    locks at the end."""
     held: list[dict] = []
 
     def new_worker() -> None:
@@ -54,8 +54,8 @@ def worker_gpus(monkeypatch: pytest.MonkeyPatch):
 
     yield new_worker
     for gpus in held:
-        for _, fd in gpus.values():
-            os.close(fd)
+        for _, lock in gpus.values():
+            lock.release()
 
 
 def test_each_joblib_worker_keeps_a_gpu_of_its_own(tmp_path: Path, worker_gpus) -> None:

@@ -10,8 +10,9 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from PIL import Image
 
-from hydra_plugins.optuna_sweeper._optuna import search_space, tell
+from hydra_plugins.optuna_sweeper._optuna import search_space, study_figures, tell
 from src.run.config import CONFIG_DIR
 from tests.conftest import run_script
 
@@ -168,3 +169,16 @@ def test_pruning_reports_every_epoch_and_prunes_bad_trials(tmp_path: Path) -> No
     trials = load(tmp_path).trials
     assert {t.state for t in trials} == {TrialState.COMPLETE, TrialState.PRUNED}
     assert all(t.intermediate_values for t in trials)
+
+
+def test_a_search_draws_optunas_plots(searched: Path) -> None:
+    for name in ("optuna_history", "optuna_importances", "optuna_parallel_coordinates"):
+        with Image.open(searched / f"{name}.png") as image:
+            assert image.format == "PNG" and min(image.size) > 100
+
+
+def test_the_history_plot_shows_every_trial() -> None:
+    study = optuna.create_study()
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1) ** 2, n_trials=5)
+    history = study_figures(study)["optuna_history"].axes[0]
+    assert max(len(points.get_offsets()) for points in history.collections) == 5

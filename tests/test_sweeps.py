@@ -3,6 +3,10 @@
 import csv
 from pathlib import Path
 
+import pytest
+from PIL import Image
+
+from src.run.sweeps import sweep_figures
 from tests.conftest import run_script
 
 QUICK = ["trainer.max_epochs=1", "logger=none", "extras.print_config=false"]
@@ -27,3 +31,28 @@ def test_grid_with_failing_jobs_runs_every_job_and_ends_with_the_summary(tmp_pat
     assert "Sweep: best val/loss (min) first" in result.stdout
     seeds = result.stdout.split("Across seeds: mean +- std")[1]
     assert "model.optimizer.lr=0.01" in seeds
+    with open(tmp_path / "summary_seeds.csv") as file:
+        (across,) = list(csv.DictReader(file))  # one configuration, two seeds
+    assert across["seeds"] == "2" and float(across["val/loss std"]) >= 0
+    with Image.open(tmp_path / "summary_model.optimizer.lr.png") as image:
+        assert image.format == "PNG"
+
+
+def test_sweep_pictures_plot_each_setting_with_seeds_as_error_bars() -> None:
+    rows = [
+        {"overrides": [f"seed={seed}", f"model.optimizer.lr={lr}"], "status": "ok"}
+        | {"metrics": {"val/loss": lr * 10 + seed}}
+        for lr in (0.1, 0.01, 0.001)
+        for seed in (0, 1)
+    ]
+    rows.append(
+        {"overrides": ["seed=0", "model.optimizer.lr=1e30"], "status": "failed", "metrics": {}}
+    )
+    ((key, figure),) = sweep_figures(rows, "val/loss").items()
+    assert key == "model.optimizer.lr"  # not the seed
+    ax = figure.axes[0]
+    assert len(ax.collections[0].get_offsets()) == 6  # a dot per successful job
+    means = ax.lines[0]
+    assert list(means.get_xdata()) == [0.001, 0.01, 0.1]
+    assert list(means.get_ydata()) == pytest.approx([0.51, 0.6, 1.5])
+    assert ax.get_xscale() == "log"

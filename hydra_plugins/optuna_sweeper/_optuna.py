@@ -2,6 +2,7 @@
 
 import logging
 import math
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -114,6 +115,27 @@ def write_best(study: optuna.Study, path: Path) -> None:
         "trials": dict(Counter(trial.state.name.lower() for trial in study.trials)),
     }
     OmegaConf.save(OmegaConf.create(results), path)
+
+
+def study_figures(study: optuna.Study) -> dict[str, Any]:
+    """Optuna's own matplotlib plots of the study, by file name: the optimisation history, the
+    parameters' importances and their parallel coordinates (the last two need two completed
+    trials)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    from optuna.visualization import matplotlib as plots
+
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    drawn = {"optuna_history": plots.plot_optimization_history}
+    if len(completed) >= 2 and completed[0].params:
+        drawn |= {
+            "optuna_importances": plots.plot_param_importances,
+            "optuna_parallel_coordinates": plots.plot_parallel_coordinate,
+        }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return {name: plot(study).figure for name, plot in drawn.items()}
 
 
 def trial_overrides(trial: Trial, storage: str | None, prune: bool) -> list[str]:

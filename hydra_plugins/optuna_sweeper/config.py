@@ -2,13 +2,13 @@
 own: Hydra's official Optuna plugin registers `optuna`)."""
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
 
-class Sampler(str, Enum):
+class Sampler(StrEnum):
     tpe = "tpe"
     random = "random"
 

@@ -81,6 +81,8 @@ class OptunaSweeper(Sweeper):
             told = (_optuna.tell(study, t, job) for t, job in zip(trials, jobs, strict=True))
             failures += filter(None, told)
         _optuna.write_best(study, self.sweep_dir / "optimization_results.yaml")
+        for name, figure in _optuna.study_figures(study).items():
+            figure.savefig(self.sweep_dir / f"{name}.png", dpi=100, bbox_inches="tight")
         if failures:
             raise TrialsFailedError(
                 f"{len(failures)} of {todo} trials failed:\n" + "\n".join(failures)

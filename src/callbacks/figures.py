@@ -6,7 +6,7 @@ from typing import Any
 import lightning as L
 import matplotlib.pyplot as plt
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from matplotlib.figure import Figure
 from torch import Tensor
 
@@ -20,8 +20,8 @@ class TaskFigures(L.Callback):
 
     The module's `figure_metrics` (a confusion matrix) see the whole stage; its `figures` (the
     decision boundary over 2-D points, a grid of images, sequence curves, a fitted line) the
-    first `num_samples` samples. Each picture goes to TensorBoard and W&B when they run, and is
-    always saved as `figures/<stage>_<name>[_epochNNN].png` in the run directory.
+    first `num_samples` samples. Each picture goes to TensorBoard, W&B and MLflow when they run,
+    and is always saved as `figures/<stage>_<name>[_epochNNN].png` in the run directory.
     """
 
     def __init__(self, every_n_epochs: int = 5, num_samples: int = 256) -> None:
@@ -79,7 +79,7 @@ class TaskFigures(L.Callback):
 
 
 def log_figure(trainer: L.Trainer, name: str, figure: Figure, file_name: str) -> None:
-    """Log `figure` as image `name` to TensorBoard and W&B (whichever run) and save it as
+    """Log `figure` as image `name` to TensorBoard, W&B and MLflow (whichever run) and save it as
     `<run dir>/figures/<file_name>.png`, on global rank zero; close it on every rank."""
     if trainer.is_global_zero:
         for logger in trainer.loggers:
@@ -87,6 +87,8 @@ def log_figure(trainer: L.Trainer, name: str, figure: Figure, file_name: str) ->
                 logger.experiment.add_figure(name, figure, trainer.global_step, close=False)
             elif isinstance(logger, WandbLogger):
                 logger.log_image(key=name, images=[figure], step=trainer.global_step)
+            elif isinstance(logger, MLFlowLogger):
+                logger.experiment.log_figure(logger.run_id, figure, f"figures/{file_name}.png")
         path = Path(trainer.default_root_dir) / "figures" / f"{file_name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=100)

@@ -8,7 +8,6 @@
 - `requeued_checkpoint` makes a requeued SLURM job continue from its run directory.
 """
 
-import fcntl
 import logging
 import os
 import secrets
@@ -16,6 +15,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
@@ -24,8 +24,8 @@ from src.run.checkpoints import resumable_checkpoints
 
 log = logging.getLogger(__name__)
 
-# GPU and lock file descriptor this process holds, per sweep directory
-_WORKER_GPUS: dict[Path, tuple[int, int]] = {}
+# GPU and lock this process holds, per sweep directory
+_WORKER_GPUS: dict[Path, tuple[int, FileLock]] = {}
 # what Lightning sets in its own environment when it starts the DDP ranks of a job
 RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 
@@ -53,18 +53,17 @@ def job_devices(accelerator: str = "auto") -> int | list[int]:
 
 
 def worker_gpu(lock_dir: Path, count: int, job_num: int) -> int:
-    """The first of `count` GPUs that no other process has locked (`<lock_dir>/.gpu<n>.lock`),
+    """The first of `count` GPUs that no other process has locked (`<lock_dir>/gpu<n>.lock`),
     kept until this process exits: joblib runs job after job in the same worker processes. With
     more workers than GPUs, GPU `job_num % count`, shared."""
     if lock_dir not in _WORKER_GPUS:
         for gpu in range(count):
-            fd = os.open(lock_dir / f".gpu{gpu}.lock", os.O_CREAT | os.O_WRONLY)
+            lock = FileLock(lock_dir / f"gpu{gpu}.lock", timeout=0)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
+                lock.acquire()
+            except Timeout:
                 continue
-            _WORKER_GPUS[lock_dir] = gpu, fd
+            _WORKER_GPUS[lock_dir] = gpu, lock
             break
         else:
             log.warning(f"More parallel jobs than the {count} GPUs: job {job_num} shares a GPU")

@@ -4,7 +4,7 @@ import platform
 import shlex
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ def write_provenance(run_dir: Path, resumed: bool) -> None:
     info = {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "cwd": str(Path.cwd()),
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": platform.node(),
         "python": platform.python_version(),
         **git,

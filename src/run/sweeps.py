@@ -6,7 +6,7 @@ import logging
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from filelock import FileLock
@@ -14,6 +14,9 @@ from rich.table import Table
 
 from src.atomic import atomic_write
 from src.run.console import console
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +119,11 @@ def write_summary(sweep_dir: Path, metric: str, mode: str) -> Path:
 
 
 def print_sweep_summary(sweep_dir: Path, metric: str, mode: str) -> None:
-    """Rewrite the summary files and print them as tables."""
+    """Rewrite the summary files, draw the sweep's pictures, and print the summary as tables."""
     write_summary(sweep_dir, metric, mode)
     rows = ranked(collect(sweep_dir), metric, mode)
+    for key, figure in sweep_figures(rows, metric).items():
+        figure.savefig(sweep_dir / f"summary_{key}.png", dpi=100)
     columns = _columns(rows, metric)
     out = console()
     out.print(_jobs_table(rows, columns, f"Sweep: best {metric} ({mode}) first"))
@@ -127,6 +132,54 @@ def print_sweep_summary(sweep_dir: Path, metric: str, mode: str) -> None:
         out.print(_seeds_table(groups, columns))
         out.print(f"Across seeds: {sweep_dir / 'summary_seeds.csv'}", highlight=False)
     out.print(f"Jobs in {sweep_dir}/<job>; summary: {sweep_dir / 'summary.csv'}", highlight=False)
+
+
+def sweep_figures(rows: list[dict[str, Any]], metric: str) -> dict[str, "Figure"]:
+    """For each setting the sweep varies (other than the seed), `metric` of its successful jobs
+    against the setting's values: each job a dot, and the mean over the jobs of each value with
+    their standard deviation (seeds, other settings) as error bars."""
+    done = [row for row in rows if row["status"] == "ok" and metric in row["metrics"]]
+    keys = sorted({o.split("=", 1)[0] for o in varying_overrides(done)} - {"seed"})
+    figures = {}
+    for key in keys:
+        values = [dict(o.split("=", 1) for o in row["overrides"]).get(key) for row in done]
+        results = [row["metrics"][metric] for row in done]
+        figures[key] = _setting_figure(key, values, results, metric)
+    return figures
+
+
+def _setting_figure(key: str, values: list[str], results: list[float], metric: str) -> "Figure":
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
+
+    numeric = all(_is_number(v) for v in values)
+    order = sorted(set(values), key=float) if numeric else list(dict.fromkeys(values))
+    x = {v: float(v) if numeric else i for i, v in enumerate(order)}
+    by_value = {
+        v: [r for value, r in zip(values, results, strict=True) if value == v] for v in order
+    }
+    figure, ax = plt.subplots(figsize=(5, 3.5))
+    ax.scatter([x[v] for v in values], results, s=12, alpha=0.5)
+    spreads = [statistics.stdev(by_value[v]) if len(by_value[v]) > 1 else 0.0 for v in order]
+    means = [statistics.mean(by_value[v]) for v in order]
+    ax.errorbar([x[v] for v in order], means, yerr=spreads, capsize=3)
+    if numeric and min(x.values()) > 0 and max(x.values()) >= 100 * min(x.values()):
+        ax.set_xscale("log")
+    elif not numeric:
+        ax.set_xticks(range(len(order)), order)
+    ax.set(xlabel=key, ylabel=metric, title=f"{metric} by {key}")
+    figure.tight_layout()
+    return figure
+
+
+def _is_number(value: str | None) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _columns(rows: list[dict[str, Any]], metric: str) -> list[str]:
