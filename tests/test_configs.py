@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from src.models import build_module
 from src.models.task_module import TaskModule
-from src.run.config import CONFIG_DIR
+from src.run.config import CONFIG_DIR, PROJECT_ROOT
 from src.run.resolvers import wandb_offline
 from src.run.trainer import build_trainer
 
@@ -68,7 +68,7 @@ def test_a_local_config_sets_this_machines_paths(tmp_path) -> None:
         assert compose("train", overrides=["data=mnist"]).data.data_dir == "/datasets"
     (configs / "local" / "default.yaml").unlink()  # optional: without it, the project's data/
     with initialize_config_dir(str(configs), version_base="1.3"):
-        assert compose("train").paths.data_dir == "${paths.root_dir}/data"
+        assert compose("train").paths.data_dir == str(PROJECT_ROOT / "data")
 
 
 @pytest.mark.parametrize(

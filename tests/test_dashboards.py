@@ -250,7 +250,7 @@ def test_mlflow_run_holds_params_metrics_and_pictures(make_cfg, tmp_path: Path) 
     logs = tmp_path / "logs"
     cfg = make_cfg("logger=mlflow", f"paths.log_dir={logs}", "trainer.max_epochs=5")
     metrics = train(cfg)
-    client = MlflowClient(tracking_uri=f"file:{logs}/mlruns")
+    client = MlflowClient(tracking_uri=f"sqlite:///{logs}/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("train").experiment_id])
     assert run.data.params["model/optimizer/lr"] == "0.01"
     assert run.data.params["git_commit"]

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 from src.models import build_module
@@ -133,3 +134,5 @@ def test_multirun_runs_each_job_in_its_own_directory(tmp_path: Path) -> None:
     for job in ("0", "1"):
         assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
         assert read_metrics(tmp_path / job)["test/acc"] > 0.9
+    with Image.open(tmp_path / "summary_model.png") as picture:  # val/loss by model
+        assert picture.format == "PNG"

@@ -30,18 +30,16 @@ def register_resolvers() -> None:
 
 
 def wandb_offline() -> bool:
-    """True unless W&B may reach its server: `WANDB_MODE` says online, or there is an API key
-    for the server W&B is set to (`WANDB_BASE_URL`, a self-hosted one too) in `WANDB_API_KEY`
-    or ~/.netrc, where `wandb login` stores it."""
-    import wandb
-
-    settings = wandb.Settings()
-    if os.environ.get("WANDB_MODE"):
-        return settings.mode in ("offline", "dryrun", "disabled")
-    if settings.api_key:
+    """True unless W&B may reach its server: its mode (`WANDB_MODE`) is online, or there is an API
+    key for the server it is set to (`WANDB_BASE_URL`, a self-hosted one too) in `WANDB_API_KEY`
+    or in ~/.netrc, where `wandb login` stores it."""
+    if mode := os.environ.get("WANDB_MODE"):
+        return mode in ("offline", "dryrun", "disabled")
+    if os.environ.get("WANDB_API_KEY"):
         return False
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
     try:
-        return netrc.netrc().authenticators(urlparse(settings.base_url).hostname) is None
+        return netrc.netrc().authenticators(host) is None
     except (FileNotFoundError, netrc.NetrcParseError):
         return True
 
