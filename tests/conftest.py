@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
@@ -63,13 +64,24 @@ def read_metrics(run_dir: Path) -> dict[str, float]:
     return last
 
 
-@pytest.fixture(scope="session")
-def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded default run, exactly as `python src/train.py` runs it, in a temp directory."""
-    run_dir = tmp_path_factory.mktemp("default_run")
-    result = run_script("train", f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
+def shared_run(factory: pytest.TempPathFactory, worker_id: str, name: str, *args: str) -> Path:
+    """A training run with `args` through the command line, made once per test session: the
+    first test worker to need it trains it, the others wait for it and read it (tests copy a run
+    before they change it)."""
+    root = factory.getbasetemp()
+    root = root.parent if worker_id != "master" else root  # the session's, not one worker's
+    run_dir = root / name
+    with FileLock(root / f"{name}.lock"):
+        if not (run_dir / "metrics.json").is_file():
+            result = run_script("train", *args, f"hydra.run.dir={run_dir}")
+            assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The embedded default run, exactly as `python src/train.py` runs it."""
+    return shared_run(tmp_path_factory, worker_id, "default_run")
 
 
 def write_mnist(root: Path, num_train: int = 120, num_test: int = 40) -> Path:

@@ -3,7 +3,10 @@ exit code 1, no traceback and no result; a bug still shows its traceback."""
 
 import pytest
 import torch
+from hydra.errors import CompactHydraException
 
+from src.run.config import check_group_choices
+from src.train import train
 from tests.conftest import run_script
 
 # (arguments, message, whether it is caught before the first screen)
@@ -70,20 +73,48 @@ if not torch.cuda.is_available():
     )
 
 
-@pytest.mark.parametrize(("args", "message", "early"), CASES.values(), ids=CASES.keys())
-def test_a_mistake_ends_in_one_sentence(
-    args: list[str], message: str, early: bool, tmp_path
-) -> None:
-    missing = str(tmp_path / "missing")
-    args = [arg.replace("MISSING", missing) for arg in args]
-    result = run_script("train", *args, f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
+# through the real command line: a Hydra error, an early and a late check of ours, one from the
+# data and one from the model; the others in-process, to the same exception
+COMMAND_LINE = ("unknown option", "typo'd key", "zero batch size", "image model on points")
+COMMAND_LINE += ("missing data",)
+
+
+def arguments(args: list[str], tmp_path) -> list[str]:
+    return [arg.replace("MISSING", str(tmp_path / "missing")) for arg in args]
+
+
+@pytest.mark.parametrize("case", COMMAND_LINE)
+def test_a_mistake_ends_in_one_sentence(case: str, tmp_path) -> None:
+    args, message, early = CASES[case]
+    run_dir = tmp_path / "run"
+    result = run_script("train", *arguments(args, tmp_path), f"hydra.run.dir={run_dir}")
     assert result.returncode == 1
-    assert message.replace("MISSING", missing) in result.stderr
+    assert message.replace("MISSING", str(tmp_path / "missing")) in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert len(result.stderr.strip().splitlines()) <= 8, result.stderr
     assert ("Run directory:" in result.stdout) is not early  # checks before the first screen
-    assert not (tmp_path / "run" / "checkpoints").exists()
-    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert not (run_dir / "checkpoints").exists()
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_an_unknown_option_of_a_nested_group_names_the_options() -> None:
+    with pytest.raises(SystemExit, match="choose one of adam, adamw, sgd"):
+        check_group_choices(["src/train.py", "model/optimizer=nope"])
+
+
+IN_PROCESS = [case for case in CASES if case not in (*COMMAND_LINE, "unknown optimizer")]
+
+
+@pytest.mark.parametrize("case", IN_PROCESS)
+def test_a_mistake_is_a_foreseen_error_before_the_first_screen(
+    make_cfg, case: str, tmp_path, capsys
+) -> None:
+    args, message, _ = CASES[case]
+    with pytest.raises(CompactHydraException) as error:
+        train(make_cfg(*arguments(args, tmp_path)))
+    assert message.replace("MISSING", str(tmp_path / "missing")) in str(error.value)
+    assert "Run directory:" not in capsys.readouterr().out
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_a_bug_keeps_its_traceback(tmp_path) -> None:

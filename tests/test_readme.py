@@ -21,10 +21,11 @@ def readme_table() -> dict[tuple[str, str], bool]:
 
 
 def test_readme_compatibility_table_matches_the_code(make_cfg) -> None:
-    actual = {}
-    for data in options("data"):
-        spec = instantiate(make_cfg(f"data={data}").data).spec
-        for model in options("model"):
-            network = get_class(make_cfg(f"model={model}").model.net._target_)
-            actual[data, model] = network.incompatibility(spec) is None
+    specs = {data: instantiate(make_cfg(f"data={data}").data).spec for data in options("data")}
+    networks = {m: get_class(make_cfg(f"model={m}").model.net._target_) for m in options("model")}
+    actual = {
+        (data, model): network.incompatibility(spec) is None
+        for data, spec in specs.items()
+        for model, network in networks.items()
+    }
     assert readme_table() == actual

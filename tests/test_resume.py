@@ -23,11 +23,11 @@ from src.models.loading import load_module
 from src.run.checkpoints import resolve_checkpoint
 from src.run.config import PROJECT_ROOT, compose_run
 from src.train import train
-from tests.conftest import run_script
+from tests.conftest import run_script, shared_run
 
-# 4 epochs of 50 steps, dropout on (so the RNG matters), a checkpoint every 10 steps
+# 2 epochs of 50 steps, dropout on (so the RNG matters), a checkpoint every 10 steps
 RUN = [
-    "trainer.max_epochs=4",
+    "trainer.max_epochs=2",
     "trainer.deterministic=true",
     "model.net.dropout=0.2",
     "callbacks.last_checkpoint.every_n_train_steps=10",
@@ -46,7 +46,7 @@ def last_checkpoint(run_dir: Path) -> dict:
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     """The weights of a run of `RUN` that went all the way."""
     checkpoint = last_checkpoint(run_dir)
-    assert checkpoint["global_step"] == 4 * STEPS_PER_EPOCH
+    assert checkpoint["global_step"] == 2 * STEPS_PER_EPOCH
     return checkpoint["state_dict"]
 
 
@@ -55,12 +55,9 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
     return max((a[name] - b[name]).abs().max().item() for name in a)
 
 
-@pytest.fixture(scope="module")
-def uninterrupted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
-    result = run_script("train", *RUN, f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
+@pytest.fixture(scope="session")
+def uninterrupted_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    return shared_run(tmp_path_factory, worker_id, "uninterrupted_run", *RUN)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +119,7 @@ def interrupt(run_dir: Path, signum: int, *overrides: str) -> subprocess.Complet
 KILL_POINTS = {  # (step, hook) of `tests.crashes.KillAt`
     "mid-epoch": (70, "on_train_batch_start"),
     "before an epoch's validation": pytest.param(50, "on_validation_start", marks=pytest.mark.slow),
-    "between epochs": pytest.param(100, "on_train_epoch_start", marks=pytest.mark.slow),
+    "between epochs": pytest.param(50, "on_train_epoch_start", marks=pytest.mark.slow),
 }
 
 
