@@ -2,7 +2,9 @@
 saved config or its saved overrides is refused by every entry point before anything runs."""
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -54,6 +56,20 @@ PLACES = {  # where in the hyperparameters the payload goes
 }
 
 
+def entry_points(make_cfg, ckpt: Path, tmp_path: Path) -> dict[str, Callable[[], Any]]:
+    """Each entry point that reads `ckpt`, ready to run in-process."""
+    points = tmp_path / "points.csv"
+    points.write_text("1.0,2.0\n")
+    return {
+        "eval": lambda: evaluate(make_cfg(f"ckpt_path={ckpt}", config_name="eval")),
+        "predict": lambda: predict(
+            make_cfg(f"ckpt_path={ckpt}", f"input={points}", config_name="predict")
+        ),
+        "export": lambda: export(make_cfg(f"ckpt_path={ckpt}", config_name="export")),
+        "train ckpt_path=": lambda: train(make_cfg(f"ckpt_path={ckpt}")),
+    }
+
+
 def planted_checkpoint(run: Path, tmp_path: Path, place: str, payload: dict) -> Path:
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     PLACES[place](checkpoint["hyper_parameters"], payload)
@@ -71,17 +87,7 @@ def test_a_checkpoint_naming_code_is_refused_by_every_entry_point(
     make_cfg, default_run, tmp_path, marker, payloads, place, payload
 ) -> None:
     ckpt = planted_checkpoint(default_run, tmp_path, place, payloads[payload])
-    points = tmp_path / "points.csv"
-    points.write_text("1.0,2.0\n")
-    runs = {
-        "eval": lambda: evaluate(make_cfg(f"ckpt_path={ckpt}", config_name="eval")),
-        "predict": lambda: predict(
-            make_cfg(f"ckpt_path={ckpt}", f"input={points}", config_name="predict")
-        ),
-        "export": lambda: export(make_cfg(f"ckpt_path={ckpt}", config_name="export")),
-        "train ckpt_path=": lambda: train(make_cfg(f"ckpt_path={ckpt}")),
-    }
-    for name, run in runs.items():
+    for name, run in entry_points(make_cfg, ckpt, tmp_path).items():
         with pytest.raises(ConfigError, match=rf"^checkpoint {ckpt}: hyper_parameters\.") as error:
             run()
         assert "_target_" in str(error.value), name
@@ -119,15 +125,8 @@ def test_a_checkpoints_data_config_naming_code_is_refused(
         checkpoint["datamodule_hyper_parameters"] = payloads[payload]
     ckpt = tmp_path / "planted.ckpt"
     torch.save(checkpoint, ckpt)
-    points = tmp_path / "points.csv"
-    points.write_text("1.0,2.0\n")
-    runs = {
-        "eval": lambda: evaluate(make_cfg(f"ckpt_path={ckpt}", config_name="eval")),
-        "predict": lambda: predict(
-            make_cfg(f"ckpt_path={ckpt}", f"input={points}", config_name="predict")
-        ),
-        "train ckpt_path=": lambda: train(make_cfg(f"ckpt_path={ckpt}")),
-    }
+    runs = entry_points(make_cfg, ckpt, tmp_path)
+    del runs["export"]  # exports the network alone: no data
     for name, run in runs.items():
         refused = rf"^checkpoint {ckpt}: datamodule_hyper_parameters"
         with pytest.raises(ConfigError, match=refused):
