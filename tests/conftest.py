@@ -4,6 +4,7 @@ import csv
 import hashlib
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -37,7 +38,8 @@ def run_script(
     script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:
     """Run `src/<script>.py` with `args` as a user does, output piped (not a terminal), W&B offline
-    unless `env` says otherwise."""
+    unless `env` says otherwise. Fails the test when a Hydra callback raised: Hydra only warns,
+    and the run goes on without what the callback does (its run lock, its provenance)."""
     env = (
         os.environ
         | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
@@ -45,7 +47,7 @@ def run_script(
         | (env or {})
     )
     env = {name: value for name, value in env.items() if value}
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "src" / f"{script}.py"), *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -53,6 +55,9 @@ def run_script(
         timeout=timeout,
         env=env,
     )
+    callback_failure = re.search(r"Callback \w+\.\w+ raised .*", result.stderr)
+    assert callback_failure is None, callback_failure.group()
+    return result
 
 
 def read_metrics(run_dir: Path) -> dict[str, float]:

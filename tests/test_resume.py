@@ -259,6 +259,7 @@ def test_rerun_runs_the_saved_config_again_in_a_new_run_directory(default_run, t
     result = run_script("train", f"rerun={run}", f"paths.log_dir={tmp_path / 'logs'}")
     assert result.returncode == 0, result.stderr[-3000:]
     (rerun,) = (tmp_path / "logs" / "train" / "runs").iterdir()  # where every run writes
+    assert "process" in (rerun / ".hydra" / "run.lock").read_text()  # held in a named run dir
     assert (
         max_difference(last_checkpoint(rerun)["state_dict"], last_checkpoint(run)["state_dict"])
         == 0

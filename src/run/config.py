@@ -1,5 +1,6 @@
 """Config checks that run before torch is imported, so bad input fails in a second."""
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -138,6 +139,7 @@ def compose_run(
         cfg.paths.output_dir = cfg.hydra.runtime.output_dir = str(output_dir)
         cfg.hydra.job.config_name = config_name
     HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg.hydra  # as in a job: only Hydra itself sees this node
-    return cfg
+    job_cfg = copy.deepcopy(cfg)  # as in a job: only Hydra itself sees the hydra node
+    with open_dict(job_cfg):
+        del job_cfg.hydra
+    return job_cfg
