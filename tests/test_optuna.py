@@ -171,7 +171,17 @@ def test_pruning_reports_every_epoch_and_prunes_bad_trials(tmp_path: Path) -> No
     assert all(t.intermediate_values for t in trials)
 
 
-def test_a_search_draws_optunas_plots(searched: Path) -> None:
+def test_a_search_draws_optunas_plots_and_one_per_searched_setting(searched: Path) -> None:
+    settings = [
+        "data.batch_size",
+        "model.net.hidden_sizes",
+        "model.optimizer",
+        "model.optimizer.lr",
+    ]
+    assert {path.name for path in searched.glob("summary_*.png")} == {
+        f"summary_{name}.png"
+        for name in settings  # model/optimizer: a file name, no folder
+    }
     for name in ("optuna_history", "optuna_importances", "optuna_parallel_coordinates"):
         with Image.open(searched / f"{name}.png") as image:
             assert image.format == "PNG" and min(image.size) > 100

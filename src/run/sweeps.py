@@ -123,7 +123,7 @@ def print_sweep_summary(sweep_dir: Path, metric: str, mode: str) -> None:
     write_summary(sweep_dir, metric, mode)
     rows = ranked(collect(sweep_dir), metric, mode)
     for key, figure in sweep_figures(rows, metric).items():
-        figure.savefig(sweep_dir / f"summary_{key}.png", dpi=100)
+        figure.savefig(sweep_dir / f"summary_{key.replace('/', '.')}.png", dpi=100)
     columns = _columns(rows, metric)
     out = console()
     out.print(_jobs_table(rows, columns, f"Sweep: best {metric} ({mode}) first"))
