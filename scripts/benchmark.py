@@ -371,7 +371,8 @@ def process(args: argparse.Namespace, workdir: Path) -> list[Row]:
         "imports": [
             sys.executable,
             "-c",
-            "import src.train, src.run.trainer, src.callbacks.figures",
+            "import src.train, src.run.trainer, src.callbacks.figures; "
+            "src.run.launch.skip_collection_at_exit()",  # as the entry points exit
         ],
         "default run": train,
     }

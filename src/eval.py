@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from src.run.checkpoints import resolve_checkpoint
 from src.run.config import check_group_choices, validate
+from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 from src.run.serving import compatible_datamodule, use_trained_config
 
@@ -51,5 +52,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    skip_collection_at_exit()
     check_group_choices(sys.argv)
     main()

@@ -22,6 +22,7 @@ from src.atomic import atomic_write
 from src.errors import ConfigError
 from src.run.checkpoints import resolve_checkpoint
 from src.run.config import check_group_choices
+from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 
 if TYPE_CHECKING:
@@ -138,5 +139,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    skip_collection_at_exit()
     check_group_choices(sys.argv)
     main()

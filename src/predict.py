@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from src.errors import ConfigError
 from src.run.checkpoints import resolve_checkpoint
 from src.run.config import check_group_choices, validate
+from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 from src.run.serving import compatible_datamodule, use_trained_config
 
@@ -99,5 +100,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    skip_collection_at_exit()
     check_group_choices(sys.argv)
     main()

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.errors import ConfigError, DivergedError
 from src.run.checkpoints import expand_run_arguments, load_step, resolve_checkpoint
 from src.run.config import check_group_choices, validate
-from src.run.launch import requeued_checkpoint
+from src.run.launch import requeued_checkpoint, skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 from src.run.serving import use_trained_config
 from src.run.sweeps import ERROR_FILE, METRICS_FILE, write_json
@@ -148,6 +148,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    skip_collection_at_exit()
     try:  # resume=<run dir>: continue that run where it stopped; rerun=<run dir>: run it again
         sys.argv = expand_run_arguments(sys.argv)
     except ConfigError as error:

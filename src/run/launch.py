@@ -6,8 +6,11 @@
 - `relaunch_ddp_ranks_as_this_job` makes the DDP ranks Lightning starts run this Hydra job.
 - `EndDistributedJob` lets the next job of a multirun start DDP afresh in the same process.
 - `requeued_checkpoint` makes a requeued SLURM job continue from its run directory.
+- `skip_collection_at_exit` spares a finished command the garbage collector's last walk.
 """
 
+import atexit
+import gc
 import logging
 import os
 import secrets
@@ -28,6 +31,13 @@ log = logging.getLogger(__name__)
 _WORKER_GPUS: dict[Path, tuple[int, FileLock]] = {}
 # what Lightning sets in its own environment when it starts the DDP ranks of a job
 RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def skip_collection_at_exit() -> None:
+    """Freeze the objects left at exit, after every other exit handler has run (W&B's, the
+    loggers'): the interpreter then frees them without the collector's walk over the ~400,000
+    that torch and Lightning create, which takes about 2 s on 2 cores."""
+    atexit.register(gc.freeze)  # exit handlers run last-registered first: this one runs last
 
 
 def run_name(trainer: str | None = None) -> str:
