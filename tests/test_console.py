@@ -15,13 +15,17 @@ QUICK = ["trainer.max_epochs=1", "extras.print_config=summary"]
 def test_piped_output_is_never_cut_and_starts_with_what_runs(tmp_path: Path) -> None:
     run_dir = tmp_path / ("a_run_directory_whose_path_is_far_longer_than_eighty_columns_" * 2)
     long = "model.optimizer.weight_decay=0.000123456789"
-    result = run_script("train", *QUICK, long, f"hydra.run.dir={run_dir}")
+    env = {"COLUMNS": ""}  # unset: rich's 80 columns, unless the run widens them
+    result = run_script("train", *QUICK, long, f"hydra.run.dir={run_dir}", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert "Train: data=points, model=mlp, trainer=default, logger=csv" in lines
     assert f"Overrides: trainer.max_epochs=1 extras.print_config=summary {long}" in lines
     assert f"Run directory: {run_dir} (whole config: config_tree.log; " in result.stdout
     assert f"Best checkpoint: {run_dir}/checkpoints/epoch_000.ckpt" == lines[-1]
+    assert "…" not in result.stdout  # Lightning's model summary and progress bar included
+    assert "train/loss_step: " in next(line for line in lines if line.startswith("Epoch 0/0"))
+    assert "Skipping setting a default `ModelSummary`" not in result.stdout + result.stderr
     assert "CONFIG" not in result.stdout  # the whole tree is saved, not printed
     assert "src.models.nets.mlp.MLP" in (run_dir / "config_tree.log").read_text()
 

@@ -5,6 +5,7 @@ overrides and values print whole.
 """
 
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Mapping
@@ -18,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 FIRST_SECTIONS = ("data", "model", "trainer", "callbacks", "logger", "paths")
+# columns for the consoles Lightning makes when the output is not a terminal (rich's own: 80)
+PIPED_COLUMNS = 160
 
 
 def console(file=None) -> Console:
@@ -68,21 +71,25 @@ def show_run(cfg: DictConfig, what: str) -> None:
         )
 
 
-def route_lightning_logs() -> None:
-    """Send Lightning's log records only through Hydra's handlers (console and the run's log
-    file), not also through the console handler Lightning adds on import, at the levels
-    `hydra.job_logging.loggers` sets (Lightning resets its own to INFO when imported); drop its
-    product tips, a deprecation notice about its own code (Lightning 2.6 builds the `LeafSpec`
-    that torch 2.14 deprecates), which users can do nothing about, and its warning that a
-    checkpoint directory is not empty (only a resume enters one: `RunDirectory`)."""
+def shape_lightning_output() -> None:
+    """What Lightning prints: its log records only through Hydra's handlers (console and the
+    run's log file), not also through the one Lightning adds on import, at the levels
+    `hydra.job_logging.loggers` sets (Lightning resets its own to INFO when imported); its rich
+    model summary and progress bar `PIPED_COLUMNS` wide when piped (`COLUMNS` still decides).
+    Dropped, as users can do nothing about them: its product tips, its note that the configured
+    model summary replaces its default one, a deprecation notice about its own code (Lightning
+    2.6 builds the `LeafSpec` that torch 2.14 deprecates), and its warning that a checkpoint
+    directory is not empty (only a resume enters one: `RunDirectory`)."""
     logging.getLogger("lightning").handlers.clear()
     if HydraConfig.initialized():
         for name, settings in (HydraConfig.get().job_logging.get("loggers") or {}).items():
             if "level" in settings:
                 logging.getLogger(name).setLevel(settings.level)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: not record.getMessage().startswith("💡 Tip")
+        lambda record: not record.getMessage().startswith(("💡 Tip", "Trainer already configured"))
     )
+    if not sys.stdout.isatty():
+        os.environ.setdefault("COLUMNS", str(PIPED_COLUMNS))
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
     warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks.checkpoints import AtomicCheckpointIO
 from src.errors import ConfigError
-from src.run.console import route_lightning_logs
+from src.run.console import shape_lightning_output
 from src.run.launch import in_joblib_sweep, relaunch_ddp_ranks_as_this_job
 from src.run.provenance import git_state
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def prepare_run(cfg: DictConfig) -> None:
     """Route logs, choose the thread count, seed everything, check the devices asked for."""
-    route_lightning_logs()
+    shape_lightning_output()
     skip_nvml_probes_without_gpu()
     torch.set_num_threads(thread_count(cfg.get("threads", "auto")))
     if cfg.get("seed") is not None:
