@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from src.run.checkpoints import resolve_checkpoint
-from src.run.config import check_group_choices, validate
+from src.run.config import check_given, check_group_choices, validate
 from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 from src.run.serving import compatible_datamodule, use_trained_config
@@ -25,6 +25,7 @@ register_resolvers()
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint's module on `cfg.data`; return the test metrics."""
+    check_given(cfg)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
     use_trained_config(cfg, ckpt_path, ("data",))
     validate(cfg)

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from src.atomic import atomic_write
 from src.errors import ConfigError
 from src.run.checkpoints import resolve_checkpoint
-from src.run.config import check_group_choices
+from src.run.config import check_given, check_group_choices
 from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 
@@ -41,6 +41,7 @@ CHECK_BATCH_SIZE = 8
 def export(cfg: DictConfig) -> Path:
     """Write the checkpoint's network in `cfg.format` to `cfg.output`, once its outputs on a
     random batch match PyTorch's; return the file's path."""
+    check_given(cfg)
     if cfg.format not in SUFFIXES:
         raise ConfigError(
             f"format={cfg.format} is not an export format; use format=onnx or format=torchscript"

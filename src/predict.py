@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from src.errors import ConfigError
 from src.run.checkpoints import resolve_checkpoint
-from src.run.config import check_group_choices, validate
+from src.run.config import check_given, check_group_choices, validate
 from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 from src.run.serving import compatible_datamodule, use_trained_config
@@ -30,6 +30,7 @@ ARRAY_SUFFIXES = (".npy", ".csv")
 def predict(cfg: DictConfig) -> Path:
     """Write the predictions of the checkpoint's module on `cfg.input` to `cfg.output`; return
     that path. Lightning's `predict` runs the module, on the trainer's device and precision."""
+    check_given(cfg)
     input_path, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     check_paths(input_path, output)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.errors import ConfigError, DivergedError
 from src.run.checkpoints import expand_run_arguments, load_step, resolve_checkpoint
-from src.run.config import check_group_choices, validate
+from src.run.config import check_given, check_group_choices, validate
 from src.run.launch import requeued_checkpoint, skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 from src.run.serving import use_trained_config
@@ -36,6 +36,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     With `ckpt_path`, training continues from the checkpoint with the model and data configs it
     carries (settings it would overrule may not change: `check_resume_settings`).
     """
+    check_given(cfg)
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_checkpoint(requeued_checkpoint(cfg.get("ckpt_path"), run_dir), run_dir)

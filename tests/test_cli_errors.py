@@ -124,7 +124,13 @@ def test_a_bug_keeps_its_traceback(tmp_path) -> None:
     assert "Traceback" in result.stderr and "RuntimeError: an unforeseen error" in result.stderr
 
 
-def test_eval_requires_a_checkpoint(tmp_path) -> None:
-    result = run_script("eval", f"hydra.run.dir={tmp_path}", timeout=120)
-    assert result.returncode != 0
-    assert "Missing mandatory value: ckpt_path" in result.stderr
+@pytest.mark.parametrize(
+    ("script", "args", "key"),
+    [("eval", [], "ckpt_path"), ("export", [], "ckpt_path"), ("predict", ["ckpt_path=x"], "input")],
+)
+def test_a_value_left_to_the_command_line_is_asked_for(script, args, key, tmp_path) -> None:
+    result = run_script(script, *args, f"hydra.run.dir={tmp_path}", timeout=120)
+    assert result.returncode == 1
+    message = f"{key} is not given; add {key}=... to the command line"
+    assert message in result.stderr.splitlines(), result.stderr
+    assert "Traceback" not in result.stderr

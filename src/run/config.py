@@ -91,6 +91,14 @@ def check_group_choices(argv: list[str]) -> None:
         )
 
 
+def check_given(cfg: DictConfig) -> None:
+    """Raise `ConfigError` naming the first value the config leaves to the command line (`???`,
+    such as `ckpt_path` for eval.py), before anything reads it."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{missing[0]} is not given; add {missing[0]}=... to the command line")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the keys every run relies on; raise `ConfigError` naming the first bad one."""
     values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
