@@ -7,17 +7,22 @@ the slot's base class, with plain values as arguments: a file's config stays dat
 class from elsewhere (an optimizer of another package), add its module to the slot here.
 """
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from typing import Any, get_type_hints
 
 from omegaconf import DictConfig, OmegaConf
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from src.errors import ConfigError
 
 # Hydra's keys that change how a node is built; a file's config may hold none of them
 RESERVED_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
+KEYWORDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+# declared types pydantic knows no schema for (torch.Tensor) are checked with isinstance
+ANY_TYPE = ConfigDict(arbitrary_types_allowed=True)
 
 
 @dataclass(frozen=True)
@@ -95,11 +100,64 @@ def build(
     key: str | None = None,
     **kwargs: Any,
 ) -> Any:
-    """`config`'s class, checked by `target_class`, called with its other keys and `kwargs`."""
+    """`config`'s class called with its other keys and `kwargs`, once `class_and_arguments`
+    has checked them."""
+    cls, arguments = class_and_arguments(config, slot, where, key, given=kwargs)
+    return cls(**arguments, **kwargs)
+
+
+def class_and_arguments(
+    config: Mapping[str, Any] | DictConfig,
+    slot: Slot,
+    where: str = "the config",
+    key: str | None = None,
+    given: Collection[str] = (),
+) -> tuple[type, dict[str, Any]]:
+    """`config`'s class (see `target_class`) and its other keys as arguments (see
+    `checked_arguments`), for a `build` with the arguments named in `given` to come."""
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=True)
     cls = target_class(config, slot, where, key)
-    return cls(**{k: v for k, v in config.items() if k != "_target_"}, **kwargs)
+    arguments = {k: v for k, v in config.items() if k != "_target_"}
+    return cls, checked_arguments(cls, arguments, where, key or slot.key, given)
+
+
+def checked_arguments(
+    cls: type, arguments: Mapping[str, Any], where: str, key: str, given: Collection[str] = ()
+) -> dict[str, Any]:
+    """`arguments` converted to the types `cls` declares for them (pydantic's lax rules: a list
+    where a tuple is declared); `ConfigError` for the first one that `cls` does not take, that
+    the project `given`s itself, or whose value does not fit, instead of a `TypeError` from deep
+    inside the class."""
+    names: dict[str, None] = {}
+    types: dict[str, Any] = {}
+    for klass in cls.__mro__:  # and the bases' arguments it passes on with **kwargs
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name: None for p in parameters if p.kind in KEYWORDS and p.name != "self"}
+        types = get_type_hints(klass.__init__) | types
+        if all(p.kind is not p.VAR_KEYWORD for p in parameters):
+            break
+    settable = [name for name in names if name not in given]
+    checked = {}
+    for name, value in arguments.items():
+        if name not in settable:
+            raise ConfigError(
+                f"{where}: {key}.{name} is not an argument of {cls.__name__} that a config "
+                f"sets; it takes {', '.join(settable)}"
+            )
+        try:
+            checked[name] = TypeAdapter(types.get(name, Any), config=ANY_TYPE).validate_python(
+                value
+            )
+        except ValidationError as error:
+            raise ConfigError(
+                f"{where}: {key}.{name}={value!r} is invalid: {error.errors()[0]['msg'].lower()} "
+                f"({cls.__name__} takes {inspect.formatannotation(types[name])}); fix it in the "
+                f"config or on the command line ({key}.{name}=...)"
+            ) from None
+    return checked
 
 
 def reserved_key(value: Any, path: str) -> str | None:

@@ -48,6 +48,26 @@ CASES = {
         "model.net.hidden_sizes=[0] and model.net.dropout",
         True,
     ),
+    "argument of the wrong type": (
+        ["model.net.hidden_sizes=abc"],
+        "model.net.hidden_sizes='abc' is invalid: 'str' instances are not allowed as a sequence",
+        True,
+    ),
+    "unknown argument": (
+        ["+data.foo=1"],
+        "data.foo is not an argument of PointsDataModule that a config sets; it takes num_samples",
+        True,
+    ),
+    "argument set from the data": (
+        ["+model.net.num_outputs=3"],
+        "model.net.num_outputs is not an argument of MLP that a config sets; it takes hidden_sizes",
+        True,
+    ),
+    "scheduler argument": (
+        ["model/scheduler=step", "model.scheduler.step_size=[1]"],
+        "model.scheduler.step_size=[1] is invalid: input should be a valid integer",
+        True,
+    ),
     "image model on points": (["model=cnn"], "model=cnn cannot train on data=points", True),
     "incompatible pair": (
         ["model=logreg", "data.means=[[0,0],[3,3],[-3,-3]]"],

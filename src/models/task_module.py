@@ -14,7 +14,7 @@ from src.data.spec import DataSpec
 from src.errors import ConfigError, DivergedError
 from src.models.rng import rng_states, set_rng_states
 from src.models.stage_metrics import StageMetrics
-from src.slots import NETWORK, OPTIMIZER, SCHEDULER, build, target_class
+from src.slots import NETWORK, OPTIMIZER, SCHEDULER, build, class_and_arguments
 
 STAGES = ("train", "val", "test")
 LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor")
@@ -66,9 +66,10 @@ class TaskModule(L.LightningModule, ABC):
         # the entry point logs the whole resolved config instead (src/run/trainer.py)
         self.save_hyperparameters(logger=False)
         self.spec = DataSpec.from_dict(spec)
-        target_class(optimizer, OPTIMIZER)  # built when training starts; checked now
+        # built when training starts; checked now
+        class_and_arguments(optimizer, OPTIMIZER, given=["params"])
         if scheduler:
-            target_class(_scheduler_args(scheduler), SCHEDULER)
+            class_and_arguments(_scheduler_args(scheduler), SCHEDULER, given=["optimizer"])
         self.net = build(
             net, NETWORK, input_shape=self.spec.input_shape, num_outputs=self.spec.num_outputs
         )
