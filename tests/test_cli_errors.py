@@ -5,6 +5,7 @@ import pytest
 import torch
 from hydra.errors import CompactHydraException
 
+from src.errors import ConfigError
 from src.run.config import check_group_choices
 from src.train import train
 from tests.conftest import run_script
@@ -154,3 +155,15 @@ def test_a_value_left_to_the_command_line_is_asked_for(script, args, key, tmp_pa
     message = f"{key} is not given; add {key}=... to the command line"
     assert message in result.stderr.splitlines(), result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ("trainer.devices=0", r"`Trainer\(devices=0\)` value is not a valid input"),
+        ("trainer.precision=17", "Precision 17 is invalid"),
+    ],
+)
+def test_trainer_settings_lightning_refuses_end_in_one_sentence(make_cfg, setting, reason) -> None:
+    with pytest.raises(ConfigError, match=f"^the trainer settings do not work: {reason}"):
+        train(make_cfg(setting))

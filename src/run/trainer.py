@@ -11,9 +11,11 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, Timer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks.checkpoints import AtomicCheckpointIO
@@ -137,14 +139,26 @@ def ctrl_c_stops_like_sigterm() -> Iterator[Callable[[], bool]]:
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> L.Trainer:
     """The Trainer of `cfg.trainer` with every callback and logger configured (and `callbacks`),
-    writing its checkpoints atomically."""
+    writing its checkpoints atomically; `ConfigError` with Lightning's reason when it refuses
+    the trainer's settings."""
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = [*_instantiate_all(cfg.get("callbacks")), *callbacks]
     if not loggers:  # the LR monitor refuses to start without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO()]
     relaunch_ddp_ranks_as_this_job()  # DDP ranks Lightning starts run this job, not the sweep
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
+    try:
+        return instantiate(
+            cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins
+        )
+    except InstantiationException as error:
+        if not isinstance(error.__cause__, MisconfigurationException | ValueError):
+            raise
+        reason = str(error.__cause__).strip().rstrip(".")
+        raise ConfigError(
+            f"the trainer settings do not work: {reason}; fix them on the command line "
+            f"(trainer.<key>=...) or choose another trainer=<option>"
+        ) from None
 
 
 def log_hyperparameters(
