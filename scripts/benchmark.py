@@ -325,7 +325,7 @@ def startup(args: argparse.Namespace, workdir: Path) -> list[Row]:
         "assert 'torch' not in sys.modules; "
         "print(imported - start, time.perf_counter() - imported)"
     )
-    train = [sys.executable, "src/train.py", f"hydra.run.dir={workdir}/startup"]
+    train = [sys.executable, "src/train.py"]
     commands = {
         "error: model=nope": [*train, "model=nope"],
         "error: trainer.max_epochs=abc": [*train, "trainer.max_epochs=abc"],
@@ -335,10 +335,16 @@ def startup(args: argparse.Namespace, workdir: Path) -> list[Row]:
     rows = []
     for name, command in commands.items():
         seconds = []
-        for _ in range(args.repeats):
+        for repeat in range(args.repeats):
+            run_dir = workdir / f"startup_{len(rows)}_{repeat}"  # a run dir is never entered twice
+            extra = [f"hydra.run.dir={run_dir}"] if command[1] == "src/train.py" else []
             start = time.perf_counter()
-            result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+            result = subprocess.run(
+                [*command, *extra], cwd=PROJECT_ROOT, capture_output=True, text=True
+            )
             seconds.append(time.perf_counter() - start)
+            if result.returncode != int(name.startswith("error")):
+                raise SystemExit(f"{name}: exit code {result.returncode}\n{result.stderr[-3000:]}")
         row: Row = {"command": name, "seconds": min(seconds), "exit code": result.returncode}
         if "compose" in name:
             imports, compose = result.stdout.split()[-2:]
