@@ -25,7 +25,7 @@ from src.data.vision import random_crop_and_flip
 from src.errors import ConfigError
 from src.models.nets.resnet import ResNet18
 from src.train import train
-from tests.conftest import run_script, write_mnist
+from tests.conftest import write_mnist
 
 
 def loaded(datamodule_class, data_dir, **kwargs):
@@ -239,22 +239,13 @@ def test_inconsistent_cifar_batches_fail_when_loaded(
         datamodule.setup()
 
 
-def test_short_labels_file_stops_training_before_it_starts(tmp_path) -> None:
+def test_short_labels_file_stops_training_before_it_starts(make_cfg, tmp_path) -> None:
     data_dir = write_mnist(tmp_path / "data")
     rewrite_mnist_labels(data_dir, "train", MNIST_LABELS[:-1])
-    run_dir = tmp_path / "run"
-    result = run_script(
-        "train",
-        "data=mnist",
-        "model=cnn",
-        f"data.data_dir={data_dir}",
-        "data.val_size=20",
-        f"hydra.run.dir={run_dir}",
-        "trainer.max_epochs=1",
-    )
-    assert result.returncode == 1
-    assert "but 119 labels in MNIST/raw/train-labels-idx1-ubyte" in result.stderr
-    assert not list(run_dir.glob("checkpoints/*.ckpt"))
+    args = ["data=mnist", "model=cnn", f"data.data_dir={data_dir}", "data.val_size=20"]
+    with pytest.raises(ConfigError, match="but 119 labels in MNIST/raw/train-labels-idx1-ubyte"):
+        train(make_cfg(*args, "trainer.max_epochs=1"))
+    assert not list(tmp_path.glob("checkpoints/*.ckpt"))
 
 
 def test_pretrained_resnet_without_cached_weights_fails_clearly(tmp_path, monkeypatch) -> None:

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
+from src.eval import evaluate
 from src.models import build_module
 from src.models.loading import load_module
 from src.train import train
@@ -102,25 +103,25 @@ def test_checkpoints_load_with_weights_only(default_run: Path) -> None:
         assert module(torch.zeros(4, 2)).shape == (4, 2)
 
 
-def test_eval_reproduces_the_test_metrics_of_training(default_run: Path, tmp_path: Path) -> None:
+def test_eval_reproduces_the_test_metrics_of_training(default_run: Path, make_cfg) -> None:
     (best,) = (default_run / "checkpoints").glob("epoch_*.ckpt")
-    result = run_script("eval", f"ckpt_path={best}", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    trained, evaluated = read_metrics(default_run), read_metrics(tmp_path)
+    trained = read_metrics(default_run)
+    evaluated = evaluate(make_cfg(f"ckpt_path={best}", config_name="eval"))
     for name in ("test/acc", "test/loss"):
         assert evaluated[name] == pytest.approx(trained[name], abs=1e-6)
 
 
-def test_resume_from_last_continues_the_step_count(default_run: Path, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    shutil.copytree(default_run, run_dir)
+def test_resume_from_last_continues_the_step_count(
+    default_run: Path, make_cfg, tmp_path: Path
+) -> None:
+    run_dir = tmp_path  # where make_cfg's runs write
+    shutil.copytree(default_run, run_dir, dirs_exist_ok=True)
     before = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     done = before["epoch"] + 1  # "epoch" counts from 0
     steps_per_epoch = before["global_step"] // done
     epochs = done + 2
-    args = ["ckpt_path=last", f"hydra.run.dir={run_dir}", f"trainer.max_epochs={epochs}"]
-    result = run_script("train", *args, "test=false", "callbacks.early_stopping=null")
-    assert result.returncode == 0, result.stderr[-3000:]
+    args = ["ckpt_path=last", f"trainer.max_epochs={epochs}", "test=false"]
+    train(make_cfg(*args, "callbacks.early_stopping=null"))
     after = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert after["global_step"] == epochs * steps_per_epoch
     assert after["epoch"] + 1 == epochs
