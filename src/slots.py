@@ -3,8 +3,9 @@
 Hydra's `instantiate` calls whatever `_target_` a dict names, and a checkpoint's hyperparameters
 or a run's saved config may come from anyone. So networks, optimizers, schedulers, datamodules
 and task modules are built by `build`, which takes a class only from the slot's modules and only of
-the slot's base class, with plain values as arguments: a file's config stays data. To build a
-class from elsewhere (an optimizer of another package), add its module to the slot here.
+the slot's base class, with plain values as arguments of the types the class declares: a file's
+config stays data, and a wrong key or value is one sentence naming it. To build a class from
+elsewhere (an optimizer of another package), add its module to the slot here.
 """
 
 import inspect
@@ -127,8 +128,8 @@ def checked_arguments(
 ) -> dict[str, Any]:
     """`arguments` converted to the types `cls` declares for them (pydantic's lax rules: a list
     where a tuple is declared); `ConfigError` for the first one that `cls` does not take, that
-    the project `given`s itself, or whose value does not fit, instead of a `TypeError` from deep
-    inside the class."""
+    the project passes itself (`given`), or whose value does not fit, instead of a `TypeError`
+    from deep inside the class."""
     names: dict[str, None] = {}
     types: dict[str, Any] = {}
     for klass in cls.__mro__:  # and the bases' arguments it passes on with **kwargs
