@@ -228,7 +228,7 @@ def test_a_checkpoint_carrying_code_is_refused_everywhere(make_cfg, default_run,
     assert not marker.exists()
 
 
-def test_a_truncated_checkpoint_fails_fast_and_touches_nothing(
+def test_a_truncated_checkpoint_is_refused_and_touches_nothing(
     default_run, make_cfg, tmp_path
 ) -> None:
     checkpoints = default_run / "checkpoints"
