@@ -1,13 +1,17 @@
-"""Shared fixtures: composed configs for in-process runs, and the real CLI in a subprocess."""
+"""Shared fixtures: composed configs for in-process runs, and the real command line."""
 
+import atexit
 import csv
+import functools
 import hashlib
 import os
 import pickle
 import re
+import signal
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,8 +23,11 @@ from omegaconf import DictConfig
 
 from src.run.config import CONFIG_DIR, PROJECT_ROOT, compose_run
 from src.run.resolvers import register_resolvers
+from tests.warm import WarmProcess, WarmPython, forkable
 
 register_resolvers()
+# what commands start with: not what in-process runs add (Lightning's PL_GLOBAL_SEED, ...)
+SESSION_ENV = dict(os.environ)
 
 
 @pytest.fixture
@@ -34,27 +41,62 @@ def make_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
         yield make
 
 
-def run_script(
-    script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess:
-    """Run `src/<script>.py` with `args` as a user does, output piped (not a terminal), W&B offline
-    unless `env` says otherwise. Fails the test when a Hydra callback raised: Hydra only warns,
-    and the run goes on without what the callback does (its run lock, its provenance)."""
+@functools.cache
+def warm_python() -> WarmPython | None:
+    """This test process's server of warm interpreters (tests/warm.py), started at first use;
+    None with `COLD_START=1`, which runs every command in a fresh interpreter."""
+    if os.environ.get("COLD_START") == "1":
+        return None
+    server = WarmPython(Path(tempfile.mkdtemp(prefix="warm-")), PROJECT_ROOT, SESSION_ENV)
+    atexit.register(server.close)
+    return server
+
+
+def start_script(
+    script: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    project: Path = PROJECT_ROOT,
+    merge_stderr: bool = False,
+) -> WarmProcess | subprocess.Popen:
+    """Start `<project>/src/<script>.py` with `args` as a user does, in a process of its own, its
+    output piped (not a terminal) and W&B offline unless `env` says otherwise: forked from a
+    warm interpreter that has imported torch and Lightning, or a fresh one where `env` changes
+    what those imports read. Ctrl-C (SIGINT) stops it as in a terminal."""
     env = (
-        os.environ
+        SESSION_ENV
         | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-        | {"PYTHONPATH": str(PROJECT_ROOT)}  # tests' own callbacks (tests/crashes.py)
+        | {"PYTHONPATH": str(project)}  # tests' own callbacks (tests/crashes.py)
         | (env or {})
     )
     env = {name: value for name, value in env.items() if value}
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "src" / f"{script}.py"), *args],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+    argv = [str(project / "src" / f"{script}.py"), *args]
+    server = warm_python()
+    if server and forkable(env, server.env):
+        return server.start(argv, project, env, merge_stderr)
+    return subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=project,
         env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def run_script(
+    script: str, *args: str, timeout: float = 300, **options
+) -> subprocess.CompletedProcess:
+    """Run `start_script(script, *args, **options)` to its end. Fails the test when a Hydra
+    callback raised: Hydra only warns, and the run goes on without what the callback does (its
+    run lock, its provenance)."""
+    process = start_script(script, *args, **options)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+    result = subprocess.CompletedProcess(process.args, process.wait(), stdout, stderr or "")
     callback_failure = re.search(r"Callback \w+\.\w+ raised .*", result.stderr)
     assert callback_failure is None, callback_failure.group()
     return result

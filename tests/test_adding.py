@@ -2,14 +2,12 @@
 written into a copy of the project, they train."""
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from src.run.config import PROJECT_ROOT
+from tests.conftest import run_script
 
 
 def readme_examples() -> dict[str, str]:
@@ -35,20 +33,8 @@ def test_the_readme_examples_add_a_network_a_datamodule_and_a_task(tmp_path: Pat
     for path, code in examples.items():
         (project / path).write_text(code)
     run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "src/train.py",
-            "model=tiny_conv",
-            "data=stripes",
-            f"hydra.run.dir={run_dir}",
-        ],
-        cwd=project,
-        env=os.environ | {"PYTHONPATH": str(project), "WANDB_MODE": "offline"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ["model=tiny_conv", "data=stripes", f"hydra.run.dir={run_dir}"]
+    result = run_script("train", *args, project=project)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test/acc"] > 0.9  # two clear labels, 10 epochs

@@ -5,7 +5,6 @@ import errno
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import torch
 
 from src.atomic import atomic_write
 from src.callbacks.checkpoints import AtomicCheckpointIO
-from src.run.config import PROJECT_ROOT
+from tests.conftest import start_script
 
 
 def test_an_error_mid_write_leaves_the_old_file(tmp_path: Path) -> None:
@@ -75,7 +74,7 @@ def test_checkpoints_survive_sigkill_at_random_moments(tmp_path: Path) -> None:
     temporary_dir = Path(tempfile.mkdtemp(dir="/dev/shm"))
     run_dir = tmp_path / "run"
     last = run_dir / "checkpoints" / "last.ckpt"
-    env = os.environ | {"WANDB_MODE": "offline", "TMPDIR": str(temporary_dir)}
+    env = {"TMPDIR": str(temporary_dir)}
     args = [
         "trainer.max_epochs=1000",
         "model.net.hidden_sizes=[512,512]",  # about 3 MB a checkpoint: writes take a while
@@ -87,14 +86,7 @@ def test_checkpoints_survive_sigkill_at_random_moments(tmp_path: Path) -> None:
     for kill in range(20):
         where = f"hydra.run.dir={run_dir}" if kill == 0 else f"resume={run_dir}"
         before = last.stat().st_mtime_ns if last.exists() else None
-        process = subprocess.Popen(
-            [sys.executable, "src/train.py", *args, where],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = start_script("train", *args, where, env=env)
         deadline = time.monotonic() + 120
         while not last.exists() or last.stat().st_mtime_ns == before:  # training again
             assert process.poll() is None, process.stderr.read()[-3000:]

@@ -1,12 +1,8 @@
 """What a person reads: a short first screen, nothing cut when piped, debug output that is the
 project's own, and the final metrics and best checkpoint last."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from src.run.config import PROJECT_ROOT
 from tests.conftest import run_script
 
 QUICK = ["trainer.max_epochs=1", "extras.print_config=summary"]
@@ -41,17 +37,9 @@ def test_debug_presets_log_the_project_and_lightning_only(tmp_path: Path) -> Non
 
 
 def test_the_final_table_and_best_checkpoint_come_last_with_wandb(tmp_path: Path) -> None:
-    env = os.environ | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    args = ["src/train.py", *QUICK, "logger=many", f"hydra.run.dir={tmp_path}"]
-    result = subprocess.run(  # stdout and stderr in the order a terminal shows them
-        [sys.executable, *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        text=True,
-        timeout=300,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    args = [*QUICK, "logger=many", f"hydra.run.dir={tmp_path}"]
+    # stdout and stderr in the order a terminal shows them
+    result = run_script("train", *args, merge_stderr=True)
     assert result.returncode == 0, result.stdout[-3000:]
     lines = result.stdout.splitlines()
     assert lines[-1] == f"Best checkpoint: {tmp_path}/checkpoints/epoch_000.ckpt"

@@ -6,7 +6,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from omegaconf import open_dict, read_write
 
 from src.run import launch
 from src.run.checkpoints import resumable_checkpoints
-from src.run.config import PROJECT_ROOT
-from tests.conftest import run_script
+from tests.conftest import run_script, start_script
+from tests.warm import WarmProcess
 
 DATED_RUN = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_[0-9a-f]{6}")
 
@@ -181,7 +180,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+def wait_for(path: Path, process: WarmProcess | subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
@@ -199,7 +198,7 @@ def test_sbatch_job_saves_requeues_on_sigusr1_and_resumes_in_its_run_directory(
     requeued = tmp_path / "scontrol.args"
     (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" > {requeued}\n')
     (bin_dir / "scontrol").chmod(0o755)
-    env = os.environ | {
+    env = {
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "WANDB_MODE": "offline",
     }
@@ -207,16 +206,13 @@ def test_sbatch_job_saves_requeues_on_sigusr1_and_resumes_in_its_run_directory(
     env |= {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "1"}
     env |= {"SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
     env |= {"MASTER_PORT": str(free_port())}
-    train = [sys.executable, "src/train.py", "trainer=slurm", "trainer.accelerator=cpu"]
+    train = ["trainer=slurm", "trainer.accelerator=cpu"]
     train += [f"paths.log_dir={logs}", "test=false", "callbacks.figures=null"]
     train += ["callbacks.early_stopping=null"]
     run_dir = logs / "train" / "runs" / "slurm-4242"
 
-    def start(*args: str, **extra_env: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [*train, *args], cwd=PROJECT_ROOT, env=env | extra_env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+    def start(*args: str, **extra_env: str) -> WarmProcess | subprocess.Popen:
+        return start_script("train", *train, *args, env=env | extra_env)
 
     first = start("trainer.max_epochs=1000")
     wait_for(run_dir / "checkpoints" / "last.ckpt", first)  # training, past epoch 0

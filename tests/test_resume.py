@@ -4,12 +4,10 @@ the newest checkpoint that loads, one process per run, safe checkpoints, non-fin
 import csv
 import hashlib
 import logging
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,9 +19,9 @@ from src.errors import ConfigError
 from src.eval import evaluate
 from src.models.loading import load_module
 from src.run.checkpoints import resolve_checkpoint
-from src.run.config import PROJECT_ROOT, compose_run
+from src.run.config import compose_run
 from src.train import train
-from tests.conftest import run_script, shared_run
+from tests.conftest import run_script, shared_run, start_script
 
 # 2 epochs of 50 steps, dropout on (so the RNG matters), a checkpoint every 10 steps
 RUN = [
@@ -94,18 +92,7 @@ def tensorboard_history(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def interrupt(run_dir: Path, signum: int, *overrides: str) -> subprocess.CompletedProcess:
     """Start the run, send `signum` once its first step checkpoint exists (mid-epoch 0)."""
-    args = [sys.executable, "src/train.py", *RUN, f"hydra.run.dir={run_dir}", *overrides]
-    env = os.environ | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    # SIGINT at its default, as in a terminal: a test run started in the background (`cmd &` in a
-    # script) passes it on ignored, and the run would never see the Ctrl-C
-    process = subprocess.Popen(
-        args,
-        cwd=PROJECT_ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = start_script("train", *RUN, f"hydra.run.dir={run_dir}", *overrides)
     deadline = time.monotonic() + 120
     while not (run_dir / "checkpoints" / "last.ckpt").exists():
         assert process.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
@@ -113,7 +100,7 @@ def interrupt(run_dir: Path, signum: int, *overrides: str) -> subprocess.Complet
     assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(args, process.returncode, "", stderr)
+    return subprocess.CompletedProcess(process.args, process.returncode, "", stderr)
 
 
 KILL_POINTS = {  # (step, hook) of `tests.crashes.KillAt`
@@ -341,14 +328,7 @@ def test_resuming_may_change_how_it_trains_on(make_cfg, default_run, tmp_path) -
 
 def test_one_process_at_a_time_in_a_run_directory(tmp_path) -> None:
     run_dir = tmp_path / "run"
-    args = [
-        sys.executable,
-        "src/train.py",
-        *RUN,
-        "trainer.max_epochs=1000",
-        f"hydra.run.dir={run_dir}",
-    ]
-    first = subprocess.Popen(args, cwd=PROJECT_ROOT, stderr=subprocess.DEVNULL)
+    first = start_script("train", *RUN, "trainer.max_epochs=1000", f"hydra.run.dir={run_dir}")
     try:
         deadline = time.monotonic() + 120
         while not (run_dir / "checkpoints" / "last.ckpt").exists():
