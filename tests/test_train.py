@@ -28,7 +28,9 @@ def test_fast_dev_run_trains_every_compatible_pair(
     overrides = [f"data={data}", f"model={model}", "debug=fdr", "extras.print_config=false"]
     if data in ("mnist", "cifar"):  # tiny files in the real formats
         data_dir = request.getfixturevalue(f"{data}_dir")
-        overrides += [f"data.data_dir={data_dir}", "data.val_size=20", "data.batch_size=8"]
+        overrides += [f"data.data_dir={data_dir}", "data.val_size=20"]
+    if data in ("mnist", "cifar", "fake_images"):
+        overrides += ["data.batch_size=8"]
     metrics = train(make_cfg(*overrides))
     assert {"train/loss", "val/loss", "test/loss"} <= metrics.keys()
 
