@@ -58,11 +58,12 @@ def start_script(
     env: dict[str, str] | None = None,
     project: Path = PROJECT_ROOT,
     merge_stderr: bool = False,
+    fresh: bool = False,
 ) -> WarmProcess | subprocess.Popen:
     """Start `<project>/src/<script>.py` with `args` as a user does, in a process of its own, its
     output piped (not a terminal) and W&B offline unless `env` says otherwise: forked from a
-    warm interpreter that has imported torch and Lightning, or a fresh one where `env` changes
-    what those imports read. Ctrl-C (SIGINT) stops it as in a terminal."""
+    warm interpreter that has imported torch and Lightning, or a `fresh` one (also where `env`
+    changes what those imports read). Ctrl-C (SIGINT) stops it as in a terminal."""
     env = (
         SESSION_ENV
         | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
@@ -72,7 +73,7 @@ def start_script(
     env = {name: value for name, value in env.items() if value}
     argv = [str(project / "src" / f"{script}.py"), *args]
     server = warm_python()
-    if server and forkable(env, server.env):
+    if server and not fresh and forkable(env, server.env):
         return server.start(argv, project, env, merge_stderr)
     return subprocess.Popen(
         [sys.executable, *argv],

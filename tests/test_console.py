@@ -12,7 +12,8 @@ def test_piped_output_is_never_cut_and_starts_with_what_runs(tmp_path: Path) -> 
     run_dir = tmp_path / ("a_run_directory_whose_path_is_far_longer_than_eighty_columns_" * 2)
     long = "model.optimizer.weight_decay=0.000123456789"
     env = {"COLUMNS": ""}  # unset: rich's 80 columns, unless the run widens them
-    result = run_script("train", *QUICK, long, f"hydra.run.dir={run_dir}", env=env)
+    # a fresh interpreter, as a person starts it: imports in the order the entry point makes them
+    result = run_script("train", *QUICK, long, f"hydra.run.dir={run_dir}", env=env, fresh=True)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert "Train: data=points, model=mlp, trainer=default, logger=csv" in lines
@@ -27,7 +28,7 @@ def test_piped_output_is_never_cut_and_starts_with_what_runs(tmp_path: Path) -> 
 
 
 def test_debug_presets_log_the_project_and_lightning_only(tmp_path: Path) -> None:
-    result = run_script("train", "debug=fdr", f"hydra.run.dir={tmp_path}")
+    result = run_script("train", "debug=fdr", f"hydra.run.dir={tmp_path}", fresh=True)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     debug = [line for line in output.splitlines() if "][DEBUG]" in line]
