@@ -44,8 +44,8 @@ def make_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
 @functools.cache
 def warm_python() -> WarmPython | None:
     """This test process's server of warm interpreters (tests/warm.py), started at first use;
-    None with `COLD_START=1`, which runs every command in a fresh interpreter."""
-    if os.environ.get("COLD_START") == "1":
+    None with `COLD_START=1` or off Linux (it needs pidfds): every command starts fresh."""
+    if os.environ.get("COLD_START") == "1" or not hasattr(os, "pidfd_open"):
         return None
     server = WarmPython(Path(tempfile.mkdtemp(prefix="warm-")), PROJECT_ROOT, SESSION_ENV)
     atexit.register(server.close)

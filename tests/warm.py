@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -137,6 +138,7 @@ class WarmPython:
     process whose output goes to files, readable at any time and once it has ended."""
 
     def __init__(self, directory: Path, cwd: Path, env: dict[str, str]) -> None:
+        self.directory = directory
         self.socket_path = str(directory / "warm.sock")
         self.log = directory / "warm.log"
         self.env = env
@@ -165,6 +167,7 @@ class WarmPython:
     def close(self) -> None:
         self.server.stdin.close()
         self.server.wait()
+        shutil.rmtree(self.directory)
 
 
 class WarmProcess:
