@@ -5,6 +5,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,15 @@ def test_a_forked_run_sees_what_a_fresh_interpreter_sees(tmp_path: Path, ending:
     assert json.loads(warm_out) == json.loads(fresh.stdout)
     assert warm_err.startswith("to stderr\n") and fresh.stderr.startswith("to stderr\n")
     assert warm_err.splitlines()[-1] == fresh.stderr.splitlines()[-1]
+
+
+def test_the_server_outlives_a_run_nobody_waited_for(tmp_path: Path) -> None:
+    server = warm_python()
+    if server is None:
+        pytest.skip("COLD_START=1: no warm interpreter")
+    script = tmp_path / "nap.py"
+    script.write_text("import time; time.sleep(0.3)")
+    abandoned = server.start([str(script)], tmp_path, SESSION_ENV)
+    abandoned.connection.close()  # as when a test fails before it waits
+    time.sleep(1)  # the run ends; its exit status has nowhere to go
+    assert server.start([str(script)], tmp_path, SESSION_ENV).wait(timeout=60) == 0
