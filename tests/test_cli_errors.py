@@ -118,6 +118,17 @@ def test_a_mistake_ends_in_one_sentence(case: str, tmp_path) -> None:
     assert not (run_dir / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("mode", [[], ["-m", "seed=0,1"]], ids=["run", "multirun"])
+def test_a_log_dir_that_cannot_be_written_ends_in_one_sentence(tmp_path, mode) -> None:
+    not_a_folder = tmp_path / "a_file"
+    not_a_folder.write_text("")
+    result = run_script("train", *mode, f"paths.log_dir={not_a_folder}")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"cannot write to {not_a_folder}/train/")
+    assert "(Not a directory); give a writable paths.log_dir" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 def test_an_unknown_option_of_a_nested_group_names_the_options() -> None:
     with pytest.raises(SystemExit, match="choose one of adam, adamw, sgd"):
         check_group_choices(["src/train.py", "model/optimizer=nope"])

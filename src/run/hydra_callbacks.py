@@ -38,6 +38,7 @@ class RunDirectory(Callback):
     - A directory that holds checkpoints is entered only to resume them (`resume=<run dir>`,
       `ckpt_path=last`, a requeued SLURM job), never by a new run over the old one's history.
     - Each job writes its provenance (`write_provenance`).
+    - A run or sweep directory that cannot be written stops the process in one sentence.
 
     Skipped where Hydra saves no config (`hydra.output_subdir=null`), which is how Lightning
     re-launches the extra DDP ranks of a run into their run's directory.
@@ -48,6 +49,13 @@ class RunDirectory(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._enter(config, Path(config.hydra.run.dir))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise unwritable(sweep_dir, error) from None
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.output_subdir is None:
@@ -67,15 +75,17 @@ class RunDirectory(Callback):
             return
         run_dir = run_dir.resolve()
         lock_file = run_dir / ".hydra" / "run.lock"
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(lock_file, timeout=0)
         try:
+            lock_file.parent.mkdir(parents=True, exist_ok=True)
             lock.acquire()
         except Timeout:
             holder = lock_file.read_text().strip() or "another process"
             raise SystemExit(
                 f"{run_dir} is in use by {holder}; wait for it to end or stop it, then try again"
             ) from None
+        except OSError as error:
+            raise unwritable(run_dir, error) from None
         lock_file.write_text(
             f"process {os.getpid()} on {platform.node()} ({shlex.join(sys.argv)}, since "
             f"{datetime.now():%Y-%m-%d %H:%M:%S})\n"
@@ -114,6 +124,13 @@ class EndDistributedJob(Callback):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def unwritable(directory: Path, error: OSError) -> SystemExit:
+    return SystemExit(
+        f"cannot write to {directory} ({error.strerror}); give a writable "
+        "paths.log_dir (or hydra.run.dir, hydra.sweep.dir)"
+    )
 
 
 class SweepSummary(Callback):
