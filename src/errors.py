@@ -14,3 +14,10 @@ class ConfigError(ValueError, CompactHydraException):
 
 class DivergedError(FloatingPointError, CompactHydraException):
     """Training met NaN or infinite values; the message names where and what to change."""
+
+
+class Stopped(SystemExit):
+    """A signal (Ctrl-C, SIGTERM) stopped training after a checkpoint; the message says how to
+    resume. Not an error of the run: a sweep stops with it."""
+
+    PREFIX = "Stopped by"

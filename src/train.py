@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from src.errors import ConfigError, DivergedError
+from src.errors import ConfigError, DivergedError, Stopped
 from src.run.checkpoints import expand_run_arguments, load_step, resolve_checkpoint
 from src.run.config import check_given, check_group_choices, validate
 from src.run.launch import requeued_checkpoint, skip_collection_at_exit
@@ -76,9 +76,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     except BaseException as error:
         finish_wandb(trainer, failed=True)
         if isinstance(error, SystemExit) and not error.code and trainer.received_sigterm:
-            raise SystemExit(  # Lightning stops on SIGTERM with exit code 0
-                f"Stopped by {'Ctrl-C' if ctrl_c() else 'SIGTERM'} after checkpointing; resume "
-                f"with: python src/train.py resume={run_dir}"
+            raise Stopped(  # Lightning stops on SIGTERM with exit code 0
+                f"{Stopped.PREFIX} {'Ctrl-C' if ctrl_c() else 'SIGTERM'} after checkpointing; "
+                f"resume with: python src/train.py resume={run_dir}"
             ) from error
         raise
     log_hyperparameters(trainer, cfg, metrics)
@@ -138,12 +138,16 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the monitored metric (`cfg.monitor`) for sweepers.
 
     A failing job writes its traceback to `error.txt` in its run directory, for the sweep
-    summary, and raises: Hydra's launchers run a sweep's other jobs, then exit non-zero.
+    summary, and raises: Hydra's launchers run a sweep's other jobs, then exit non-zero. A
+    stopped job writes how to resume it there.
     """
     try:
         metrics = train(cfg)
     except Exception:
         (Path(cfg.paths.output_dir) / ERROR_FILE).write_text(traceback.format_exc())
+        raise
+    except Stopped as stop:
+        (Path(cfg.paths.output_dir) / ERROR_FILE).write_text(f"{stop}\n")
         raise
     return metrics.get(cfg.monitor) if cfg.get("monitor") else None
 

@@ -1,12 +1,14 @@
 """Multirun sweeps: every job runs, failures are recorded, and a summary ranks the jobs."""
 
 import csv
+import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from src.run.sweeps import sweep_figures
-from tests.conftest import run_script
+from tests.conftest import run_script, start_script
 
 QUICK = ["trainer.max_epochs=1", "logger=none", "extras.print_config=false"]
 
@@ -33,6 +35,24 @@ def test_grid_with_failing_jobs_runs_every_job_and_ends_with_the_summary(tmp_pat
     with open(tmp_path / "summary_seeds.csv") as file:
         (across,) = list(csv.DictReader(file))  # one configuration, two seeds
     assert across["seeds"] == "2" and float(across["val/loss std"]) >= 0
+
+
+def test_ctrl_c_stops_a_sweep_with_its_job_marked_stopped_and_how_to_resume_it(tmp_path) -> None:
+    sweep = ["-m", "seed=0,1", "trainer.max_epochs=1000", f"hydra.sweep.dir={tmp_path}"]
+    process = start_script("train", *sweep, "logger=none", "extras.print_config=false")
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "0" / "checkpoints" / "last.ckpt").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 1
+    with open(tmp_path / "summary.csv") as file:
+        (row,) = list(csv.DictReader(file))  # the sweep stops: job 1 never starts
+    assert row["status"] == "stopped"
+    resume = f"python src/train.py resume={tmp_path / '0'}"
+    assert row["error"] == f"Stopped by Ctrl-C after checkpointing; resume with: {resume}"
+    assert "stopped" in stdout.split("Sweep: best val/loss (min) first")[1]
 
 
 def test_sweep_pictures_plot_each_setting_with_seeds_as_error_bars() -> None:

@@ -13,6 +13,7 @@ from filelock import FileLock
 from rich.table import Table
 
 from src.atomic import atomic_write
+from src.errors import Stopped
 from src.run.console import console
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"  # a job's final metrics, written when it succeeds
-ERROR_FILE = "error.txt"  # a job's traceback, written when it fails
+ERROR_FILE = "error.txt"  # a job's traceback when it fails, how to resume it when stopped
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:
@@ -38,7 +39,8 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         metrics_file, error_file = job_dir / METRICS_FILE, job_dir / ERROR_FILE
         error = error_file.read_text().strip().splitlines()[-1] if error_file.is_file() else ""
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        status = "ok" if metrics else "failed" if error else "running"
+        stopped = error.startswith(Stopped.PREFIX)
+        status = "ok" if metrics else "stopped" if stopped else "failed" if error else "running"
         rows.append(
             {
                 "job": job_dir.name,
