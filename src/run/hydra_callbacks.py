@@ -127,6 +127,7 @@ class EndDistributedJob(Callback):
 
 
 def unwritable(directory: Path, error: OSError) -> SystemExit:
+    """The one sentence that stops a run whose directory cannot be written."""
     return SystemExit(
         f"cannot write to {directory} ({error.strerror}); give a writable "
         "paths.log_dir (or hydra.run.dir, hydra.sweep.dir)"
