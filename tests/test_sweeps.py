@@ -1,11 +1,13 @@
 """Multirun sweeps: every job runs, failures are recorded, and a summary ranks the jobs."""
 
 import csv
+import json
 import signal
 import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from src.run.sweeps import sweep_figures
 from tests.conftest import run_script, start_script
@@ -37,7 +39,7 @@ def test_grid_with_failing_jobs_runs_every_job_and_ends_with_the_summary(tmp_pat
     assert across["seeds"] == "2" and float(across["val/loss std"]) >= 0
 
 
-def test_ctrl_c_stops_a_sweep_with_its_job_marked_stopped_and_how_to_resume_it(tmp_path) -> None:
+def test_ctrl_c_stops_a_sweep_with_its_job_marked_stopped_until_resumed(tmp_path) -> None:
     sweep = ["-m", "seed=0,1", "trainer.max_epochs=1000", f"hydra.sweep.dir={tmp_path}"]
     process = start_script("train", *sweep, "logger=none", "extras.print_config=false")
     deadline = time.monotonic() + 120
@@ -53,6 +55,17 @@ def test_ctrl_c_stops_a_sweep_with_its_job_marked_stopped_and_how_to_resume_it(t
     resume = f"python src/train.py resume={tmp_path / '0'}"
     assert row["error"] == f"Stopped by Ctrl-C after checkpointing; resume with: {resume}"
     assert "stopped" in stdout.split("Sweep: best val/loss (min) first")[1]
+    # the job resumed on its own brings the summary up to date
+    epochs = torch.load(tmp_path / "0" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    resumed = run_script("train", f"resume={tmp_path / '0'}", f"trainer.max_epochs={epochs + 2}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    with open(tmp_path / "summary.csv") as file:
+        (row,) = list(csv.DictReader(file))
+    assert (row["status"], row["error"]) == ("ok", "")
+    assert (
+        float(row["val/loss"])
+        == json.loads((tmp_path / "0" / "metrics.json").read_text())["val/loss"]
+    )
 
 
 def test_sweep_pictures_plot_each_setting_with_seeds_as_error_bars() -> None:

@@ -135,10 +135,11 @@ def unwritable(directory: Path, error: OSError) -> SystemExit:
 
 
 class SweepSummary(Callback):
-    """After each multirun job, rewrite `<sweep dir>/summary.csv` from the job directories (so it
-    is current under parallel launchers, after a crash and when jobs fail) and log a failed
-    job's error; when the sweep ends, print the summary best first by `metric` (`mode` min or
-    max), with mean +- std over seeds when configurations ran with several.
+    """After each multirun job, and after a sweep's job resumed on its own, rewrite `<sweep
+    dir>/summary.csv` from the job directories (so it is current under parallel launchers,
+    after a crash and when jobs fail) and log a failed job's error; when the sweep ends, print
+    the summary best first by `metric` (`mode` min or max), with mean +- std over seeds when
+    configurations ran with several.
 
     Hydra's launchers run every job of a sweep even when some fail, then raise the first
     failure (exit code 1) without calling `on_multirun_end`: the summary then prints as the
@@ -152,11 +153,16 @@ class SweepSummary(Callback):
         atexit.register(self._print, Path(config.hydra.sweep.dir))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode != RunMode.MULTIRUN:
+        if config.hydra.mode == RunMode.MULTIRUN:
+            summary = write_summary(Path(config.hydra.sweep.dir), self.metric, self.mode)
+            if job_return.status == JobStatus.FAILED:
+                log.error(
+                    f"Job {config.hydra.job.num} failed; the sweep goes on. Summary: {summary}"
+                )
             return
-        summary = write_summary(Path(config.hydra.sweep.dir), self.metric, self.mode)
-        if job_return.status == JobStatus.FAILED:
-            log.error(f"Job {config.hydra.job.num} failed; the sweep goes on. Summary: {summary}")
+        sweep_dir = Path(config.hydra.runtime.output_dir).parent
+        if (sweep_dir / "summary.csv").is_file():  # a sweep's job resumed on its own
+            write_summary(sweep_dir, self.metric, self.mode)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         atexit.unregister(self._print)
