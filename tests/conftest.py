@@ -98,7 +98,7 @@ def run_script(
     finally:
         process.kill()
     result = subprocess.CompletedProcess(process.args, process.wait(), stdout, stderr or "")
-    callback_failure = re.search(r"Callback \w+\.\w+ raised .*", result.stderr)
+    callback_failure = re.search(r"Callback \w+\.\w+ raised .*", result.stderr or result.stdout)
     assert callback_failure is None, callback_failure.group()
     return result
 
