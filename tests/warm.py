@@ -43,6 +43,8 @@ def forkable(env: dict[str, str], server_env: dict[str, str]) -> bool:
 
 
 def serve(path: str) -> None:
+    """Import, then fork a child per request on the socket at `path` and send back its pid and,
+    when it ends, its exit status; end when the client's end of stdin closes."""
     # imported as in a run: after Hydra has given the root logger its handlers (else Lightning
     # adds a handler of its own)
     logging.getLogger().addHandler(logging.NullHandler())
@@ -81,7 +83,8 @@ def serve(path: str) -> None:
                     become(request, fds, base_path)  # never returns: the run ends the process
                 for fd in fds:
                     os.close(fd)
-                connection.send(str(pid).encode())
+                with contextlib.suppress(OSError):  # the run goes on; its test has gone
+                    connection.send(str(pid).encode())
                 selector.register(os.pidfd_open(pid), selectors.EVENT_READ, (pid, connection))
             else:
                 pid, connection = key.data
