@@ -56,7 +56,8 @@ def write_provenance(run_dir: Path, resumed: bool) -> None:
         diff = _git("diff", "HEAD") if git["git_commit"] else None
         if diff:
             (run_dir / "git.diff").write_text(diff)
-        packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+        found = (d.metadata for d in metadata.distributions())  # parsed once each
+        packages = sorted(f"{meta['Name']}=={meta['Version']}" for meta in found)
         (run_dir / "requirements.txt").write_text("\n".join(packages) + "\n")
     with atomic_write(path, "w") as file:
         yaml.safe_dump(info, file, sort_keys=False)
