@@ -10,6 +10,7 @@ needs; the client is `WarmPython`.
 """
 
 import contextlib
+import gc
 import importlib.machinery
 import io
 import json
@@ -51,6 +52,9 @@ def serve(path: str) -> None:
     for name in PRELOADED:
         __import__(name)
     logging.getLogger().handlers.clear()
+    # the imported objects live as long as a run: its collector need not walk them, nor copy
+    # their pages to mark them (Python's advice for a server that forks)
+    gc.freeze()
     # a fork keeps only the forking thread (OpenBLAS's own pool, started by numpy, is rebuilt
     # by its fork handlers, as in every DataLoader worker)
     assert threading.active_count() == 1, "preload nothing that starts a Python thread"
