@@ -16,7 +16,13 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import ConfigError, DivergedError, Stopped
-from src.run.checkpoints import expand_run_arguments, load_step, resolve_checkpoint
+from src.run.checkpoints import (
+    check_left_to_train,
+    expand_run_arguments,
+    load_step,
+    nothing_left_to_train,
+    resolve_checkpoint,
+)
 from src.run.config import check_given, check_group_choices, validate
 from src.run.launch import requeued_checkpoint, skip_collection_at_exit
 from src.run.resolvers import register_resolvers
@@ -43,6 +49,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if ckpt_path:
         use_trained_config(cfg, ckpt_path, ("model", "data"))
         validate(cfg)
+        if cfg.get("train"):
+            check_left_to_train(cfg, ckpt_path)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
 
@@ -105,13 +113,8 @@ def fit_and_test(
     if cfg.get("train"):
         start = load_step(ckpt_path) if ckpt_path else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        if trainer.global_step == start:
-            raise ConfigError(
-                f"ckpt_path={cfg.ckpt_path}: nothing left to train, the checkpoint has done "
-                f"{trainer.current_epoch} epochs ({trainer.global_step} steps), as many as "
-                f"trainer.max_epochs={cfg.trainer.max_epochs} and trainer.max_steps="
-                f"{cfg.trainer.max_steps} allow; raise them to train on"
-            )
+        if trainer.global_step == start:  # say, the checkpoint's timer had run out
+            raise nothing_left_to_train(cfg, trainer.current_epoch, trainer.global_step)
     metrics = logged_metrics(trainer, "train")
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test"):

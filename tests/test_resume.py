@@ -302,7 +302,7 @@ def test_last_checkpoint_holds_the_end_of_fitting_whatever_ended_it(
 CHANGED = {  # what resuming would restore over the new value, or fail on
     "model.optimizer.lr=0.5": "model.optimizer.lr=0.5 differs from 0.01",
     "model/optimizer=sgd": "model.optimizer._target_=torch.optim.SGD differs from torch.optim.Adam",
-    "model/scheduler=cosine": "model.scheduler.T_max=10 differs from None",
+    "model/scheduler=cosine": "model.scheduler.T_max=11 differs from None",
     "model.net.hidden_sizes=[16]": "model.net.hidden_sizes=[16] differs from [10]",
     "data.batch_size=16": "data.batch_size=16 differs from 32",
     "seed=3": "seed=3 differs from 0",
@@ -315,7 +315,11 @@ def test_resuming_refuses_settings_the_checkpoint_would_overrule(
 ) -> None:
     ckpt = default_run / "checkpoints" / "last.ckpt"
     with pytest.raises(ConfigError, match=re.escape(CHANGED[override])):
-        train(make_cfg(f"ckpt_path={ckpt}", override, "extras.print_config=false"))
+        train(
+            make_cfg(
+                f"ckpt_path={ckpt}", override, "trainer.max_epochs=11", "extras.print_config=false"
+            )
+        )
 
 
 def test_resuming_may_change_how_it_trains_on(make_cfg, default_run, tmp_path) -> None:
@@ -347,16 +351,59 @@ def test_one_process_at_a_time_in_a_run_directory(tmp_path) -> None:
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
 
-def test_a_new_run_never_writes_over_an_earlier_one(default_run, tmp_path) -> None:
+def records(run_dir: Path) -> dict[str, str]:
+    """What a run directory says about its run: saved config, provenance, metrics, error."""
+    names = [".hydra/*.yaml", "provenance.yaml", "metrics.json", "error.txt", "csv/*.csv"]
+    return {str(p): p.read_text() for name in names for p in sorted(run_dir.glob(name))}
+
+
+@pytest.mark.parametrize("script", ["train", "eval"])
+def test_a_new_run_never_writes_over_an_earlier_one(default_run, tmp_path, script) -> None:
     run_dir = copied_run(default_run, tmp_path)
-    before = sha256(run_dir / "checkpoints" / "last.ckpt")
-    result = run_script("train", f"hydra.run.dir={run_dir}")
+    before = records(run_dir), sha256(run_dir / "checkpoints" / "last.ckpt")
+    evaluated = [f"ckpt_path={run_dir}"] if script == "eval" else []
+    result = run_script(script, *evaluated, f"hydra.run.dir={run_dir}")
     assert result.returncode == 1
-    assert (
-        f"{run_dir} holds a run's checkpoints; continue that run with resume={run_dir}"
-        in result.stderr
+    how = f"continue that run with resume={run_dir}, or " if script == "train" else ""
+    assert f"{run_dir} holds a run's checkpoints; {how}give a new hydra.run.dir" in result.stderr
+    assert (records(run_dir), sha256(run_dir / "checkpoints" / "last.ckpt")) == before
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was(default_run, tmp_path) -> None:
+    run_dir = copied_run(default_run, tmp_path)
+    before = records(run_dir)
+    refusals = {  # a changed setting; trainer.max_epochs below, and at, the epochs done
+        ("model.optimizer.lr=0.5", "trainer.max_epochs=11"): "lr=0.5 differs from 0.01",
+        ("trainer.max_epochs=3",): "nothing left to train",
+        (): "nothing left to train",
+    }
+    for overrides, reason in refusals.items():
+        result = run_script("train", f"resume={run_dir}", *overrides)
+        assert result.returncode == 1
+        assert reason in result.stderr and "Traceback" not in result.stderr
+        assert records(run_dir) == before, overrides
+    resumed = run_script("train", f"resume={run_dir}", "trainer.max_epochs=11", "test=false")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+
+GO_ON = {
+    "trainer.max_steps=75": [],
+    "callbacks.early_stopping.patience=0": ["callbacks.early_stopping=null"],
+}
+
+
+@pytest.mark.parametrize("stop", GO_ON)
+def test_a_finished_run_has_nothing_left_to_train_until_told(make_cfg, tmp_path, stop) -> None:
+    quiet = ["test=false", "extras.print_config=false", "callbacks.rich_progress_bar=null"]
+    train(compose_run([stop, "trainer.max_epochs=20", *quiet], tmp_path / "first"))
+    steps = last_checkpoint(tmp_path / "first")["global_step"]
+    again = [f"ckpt_path={tmp_path / 'first'}", stop, "trainer.max_epochs=20", *quiet]
+    with pytest.raises(ConfigError, match="nothing left to train"):
+        train(compose_run(again, tmp_path / "second"))
+    train(
+        compose_run([*again, *GO_ON[stop], f"trainer.max_steps={steps + 10}"], tmp_path / "third")
     )
-    assert sha256(run_dir / "checkpoints" / "last.ckpt") == before
+    assert last_checkpoint(tmp_path / "third")["global_step"] == steps + 10
 
 
 def test_a_warm_start_takes_the_checkpoints_model_and_data(make_cfg, tmp_path) -> None:
@@ -374,7 +421,7 @@ def test_a_warm_start_takes_the_checkpoints_model_and_data(make_cfg, tmp_path) -
     mismatch = "model.net._target_=src.models.nets.mlp.MLP differs from src.models.nets.logistic"
     with pytest.raises(ConfigError, match=re.escape(mismatch)):
         train(compose_run([*then, "model=mlp"], tmp_path / "third"))
-    with pytest.raises(
-        ConfigError, match="nothing left to train, the checkpoint has done 1 epochs"
-    ):
-        train(compose_run([*then, "trainer.max_epochs=1"], tmp_path / "fourth"))
+    for ended in (first, tmp_path / "second"):  # at the end of trainer.max_epochs=1, and past it
+        with pytest.raises(ConfigError, match="nothing left to train, the checkpoint has done"):
+            run = [f"ckpt_path={ended}", *quiet, "trainer.max_epochs=1"]
+            train(compose_run(run, tmp_path / f"after_{ended.name}"))

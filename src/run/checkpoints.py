@@ -79,6 +79,39 @@ def load_step(ckpt_path: str | Path) -> int:
     return load_checkpoint(ckpt_path, mmap=True)["global_step"]
 
 
+def check_left_to_train(cfg: DictConfig, ckpt_path: str) -> None:
+    """Raise `ConfigError` when the checkpoint has done all the training this run allows:
+    early stopping ended it (restored, it would stop again after an epoch), or it has reached
+    `trainer.max_epochs` or `trainer.max_steps` (past them, Lightning refuses it with a
+    traceback)."""
+    checkpoint = load_checkpoint(ckpt_path, mmap=True)
+    stopped_at = [
+        state.get("stopped_epoch", 0)
+        for name, state in checkpoint.get("callbacks", {}).items()
+        if name.startswith("EarlyStopping")
+    ]
+    if cfg.callbacks.get("early_stopping") and any(stopped_at):
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path}: nothing left to train, early stopping ended that run "
+            f"at epoch {max(stopped_at)}; add callbacks.early_stopping=null to train on"
+        )
+    # epochs whose training ended, as Lightning counts them when it restores the checkpoint
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    epochs = progress.get("current", {}).get("processed", checkpoint["epoch"])
+    steps = checkpoint["global_step"]
+    limits = [(cfg.trainer.get("max_epochs"), epochs), (cfg.trainer.get("max_steps"), steps)]
+    if any(limit is not None and 0 <= limit <= done for limit, done in limits):  # -1: no limit
+        raise nothing_left_to_train(cfg, epochs, steps)
+
+
+def nothing_left_to_train(cfg: DictConfig, epochs: int, steps: int) -> ConfigError:
+    return ConfigError(
+        f"ckpt_path={cfg.ckpt_path}: nothing left to train, the checkpoint has done {epochs} "
+        f"epochs ({steps} steps), as many as trainer.max_epochs={cfg.trainer.max_epochs} and "
+        f"trainer.max_steps={cfg.trainer.max_steps} allow; raise them to train on"
+    )
+
+
 def check_checkpoint(path: Path) -> None:
     """Raise `ConfigError` unless `path` loads safely and its weights are all finite."""
     import torch

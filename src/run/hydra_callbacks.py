@@ -1,6 +1,7 @@
 """Hydra callbacks: what every job does around the entry point's work.
 
 - `RunDirectory`: one process and one run per run directory, and the run's provenance.
+- `RefusedResume`: a resume refused in one sentence leaves the run's records as they were.
 - `EndDistributedJob`: the next job of a multirun starts DDP afresh in the same process.
 - `SweepSummary`: a multirun's summary, current after each job and printed at the end.
 """
@@ -21,9 +22,11 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from src.atomic import atomic_write
+from src.errors import ConfigError
 from src.run.launch import RENDEZVOUS, requeued_checkpoint
 from src.run.provenance import write_provenance
-from src.run.sweeps import print_sweep_summary, write_summary
+from src.run.sweeps import ERROR_FILE, print_sweep_summary, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,8 @@ class RunDirectory(Callback):
       not. A second process for the same directory stops in one sentence naming the holder
       (`SystemExit`: Hydra turns a callback's exceptions into warnings).
     - A directory that holds checkpoints is entered only to resume them (`resume=<run dir>`,
-      `ckpt_path=last`, a requeued SLURM job), never by a new run over the old one's history.
+      `ckpt_path=last`, a requeued SLURM job), never by a new run over the old one's history,
+      nor by eval, predict or export.
     - Each job writes its provenance (`write_provenance`).
     - A run or sweep directory that cannot be written stops the process in one sentence.
 
@@ -63,7 +67,7 @@ class RunDirectory(Callback):
         run_dir = Path(config.hydra.runtime.output_dir)
         if config.hydra.mode == RunMode.MULTIRUN:
             self._enter(config, run_dir)
-        write_provenance(run_dir, resumed=self._resuming(config, run_dir))
+        write_provenance(run_dir, resumed=resuming(config, run_dir))
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         lock = self.locks.pop(Path(config.hydra.runtime.output_dir).resolve(), None)
@@ -92,19 +96,54 @@ class RunDirectory(Callback):
         )
         self.locks[run_dir] = lock
         has_checkpoints = any((run_dir / "checkpoints").glob("*.ckpt"))
-        if has_checkpoints and not self._resuming(config, run_dir):
-            raise SystemExit(
-                f"{run_dir} holds a run's checkpoints; continue that run with "
-                f"resume={run_dir}, or give a new hydra.run.dir"
-            )
+        if has_checkpoints and not resuming(config, run_dir):
+            how = f"continue that run with resume={run_dir}, or " if training(config) else ""
+            raise SystemExit(f"{run_dir} holds a run's checkpoints; {how}give a new hydra.run.dir")
 
-    @staticmethod
-    def _resuming(config: DictConfig, run_dir: Path) -> bool:
-        """Whether this job continues the run in `run_dir` (from one of its checkpoints)."""
-        ckpt_path = requeued_checkpoint(config.get("ckpt_path"), run_dir)
-        return ckpt_path == "last" or (
-            ckpt_path is not None and Path(ckpt_path).resolve().is_relative_to(run_dir.resolve())
+
+def training(config: DictConfig) -> bool:
+    return config.get("task_name") == "train"
+
+
+def resuming(config: DictConfig, run_dir: Path) -> bool:
+    """Whether this job trains on the run in `run_dir` from one of its checkpoints."""
+    ckpt_path = requeued_checkpoint(config.get("ckpt_path"), run_dir)
+    return training(config) and (
+        ckpt_path == "last"
+        or (ckpt_path is not None and Path(ckpt_path).resolve().is_relative_to(run_dir.resolve()))
+    )
+
+
+class RefusedResume(Callback):
+    """A resume refused in one sentence (a `ConfigError`: settings the checkpoint would
+    overrule, nothing left to train) leaves the run's records as they were: before the job
+    refused, Hydra had saved its config and overrides over the run's, and the job had added
+    to its provenance and written its error file. Listed after the other callbacks, so that it
+    restores them before they read them at the job's end."""
+
+    RECORDS = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
+    RECORDS += ("provenance.yaml", ERROR_FILE)
+
+    def __init__(self) -> None:
+        self.records: dict[Path, bytes | None] = {}
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        run_dir = Path(config.hydra.run.dir)
+        if config.hydra.output_subdir is not None and resuming(config, run_dir):
+            paths = [run_dir / name for name in self.RECORDS]
+            self.records = {p: p.read_bytes() if p.is_file() else None for p in paths}
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        refused = job_return.status == JobStatus.FAILED and isinstance(
+            job_return._return_value,
+            ConfigError,  # `return_value` would raise it
         )
+        for path, content in self.records.items() if refused else ():
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                with atomic_write(path) as file:
+                    file.write(content)
 
 
 class EndDistributedJob(Callback):
