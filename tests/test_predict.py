@@ -97,7 +97,10 @@ def test_predict_reads_points_from_csv_and_npy(make_cfg, runs, tmp_path: Path) -
     np.save(tmp_path / "points.npy", points)
     from_csv = predict_in_process(make_cfg, runs["points"], tmp_path / "points.csv")
     from_npy = predict_in_process(make_cfg, runs["points"], tmp_path / "points.npy")
-    assert from_csv == from_npy
+    # Excel's "CSV UTF-8": a byte-order mark, here with no header
+    (tmp_path / "excel.csv").write_text("2,2\n-2,-2\n3,1\n", encoding="utf-8-sig")
+    from_excel = predict_in_process(make_cfg, runs["points"], tmp_path / "excel.csv")
+    assert from_csv == from_npy == from_excel
     assert [row["input"] for row in from_csv] == ["0", "1", "2"]
     assert [row["prediction"] for row in from_csv] == ["0", "1", "0"]  # cloud 0 at (2, 2)
     assert float(from_csv[0]["prob_0"]) > 0.9
@@ -124,6 +127,10 @@ def write_bad_input(tmp_path: Path, name: str) -> Path:
         np.savetxt(path, np.zeros((4, 3)), delimiter=",")
     elif name == "words.csv":
         path.write_text("x,y\n1,2\nthree,4\n")
+    elif name == "short_first_row.csv":  # not a header: it holds a number
+        path.write_text("2\n-2,-2\n3,1\n")
+    elif name == "empty.csv":
+        path.write_text("x,y\n")
     elif name == "short_sequences.npy":
         np.save(path, np.zeros((4, 49), dtype=np.float32))
     elif name == "notes.txt":
@@ -142,6 +149,8 @@ BAD_INPUTS = {
         r"has shape \(4, 3\), but the model takes samples of shape \(2,\)",
     ),
     "not numbers": ("points", "words.csv", "is not a CSV of numbers"),
+    "short first row": ("points", "short_first_row.csv", "number of columns changed from 1 to 2"),
+    "no samples": ("points", "empty.csv", "holds no samples; give one sample per row"),
     "short sequences": (
         "sine",
         "short_sequences.npy",

@@ -136,16 +136,28 @@ def read_npy(path: Path) -> np.ndarray:
 
 
 def read_csv(path: Path) -> np.ndarray:
-    """The numbers of a CSV file as a 2-D array, skipping a header row if there is one."""
-    for header_rows in (0, 1):
-        try:
-            return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header_rows)
-        except ValueError:
-            continue
-    raise ConfigError(
-        f"input={path} is not a CSV of numbers; give one sample per row, values "
-        f"separated by commas, with at most one header row"
-    )
+    """The numbers of a CSV file as a 2-D array; a first row without a number is a header."""
+    lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: Excel's byte-order mark
+    header = bool(lines) and not any(is_number(field) for field in lines[0].split(","))
+    rows = [line for line in lines[header:] if line.strip()]
+    if not rows:
+        raise ConfigError(f"input={path} holds no samples; give one sample per row")
+    try:
+        return np.loadtxt(rows, delimiter=",", ndmin=2)
+    except ValueError as error:
+        reason = str(error).split(";")[0].rstrip(".")  # not numpy's advice on its arguments
+        raise ConfigError(
+            f"input={path} is not a CSV of numbers ({reason}); give one sample per row, values "
+            f"separated by commas"
+        ) from None
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def as_samples(array: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:
