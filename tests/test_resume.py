@@ -251,6 +251,17 @@ def test_rerun_runs_the_saved_config_again_in_a_new_run_directory(default_run, t
     )
     command = yaml.safe_load((rerun / "provenance.yaml").read_text())["command"]
     assert f"--config-path {run}/.hydra --config-name config" in command
+    # it goes on as it began, from its saved config; an eval run is neither rerun nor resumed
+    resumed = run_script("train", f"resume={rerun}", "trainer.max_epochs=11", "test=false")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert last_checkpoint(rerun)["global_step"] == last_checkpoint(run)["global_step"] + 50
+    evaluated = tmp_path / "eval"
+    result = run_script("eval", f"ckpt_path={run}", f"hydra.run.dir={evaluated}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for again in ("rerun", "resume"):
+        refused = run_script("train", f"{again}={evaluated}")
+        assert refused.returncode == 1
+        assert f"{evaluated} is not a training run (task_name: eval)" in refused.stderr
 
 
 def copied_run(run: Path, tmp_path: Path) -> Path:

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 RESUMABLE = ("last.ckpt", "on_exception.ckpt")
 # overrides `resume=` sets itself, replacing the saved ones
 RESUME_SETS = ("hydra.run.dir=", "ckpt_path=", "resume=", "rerun=", "logger.wandb.id=")
+# the override that gives a run from a saved config this project's Hydra settings
+FROM_SAVED_CONFIG = "+hydra=default"
 
 
 def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
@@ -190,10 +192,13 @@ def expand_run_arguments(argv: list[str]) -> list[str]:
 
     - `resume=`: continue that run where it stopped, in its directory: its saved overrides
       (checked by `check_saved_override`: a file is data), `hydra.run.dir=<run dir>`,
-      `ckpt_path=last` and its W&B run id, so the same W&B run continues.
+      `ckpt_path=last` and its W&B run id, so the same W&B run continues. A run that `rerun=`
+      started continues from its saved config, as it began.
     - `rerun=`: run that run's saved config again, in a new run directory with this project's
       Hydra settings (run directories, provenance). It runs the file as a config: only rerun
       runs you trust.
+
+    Either takes only a training run's directory.
 
     The command line's other arguments follow and win.
     """
@@ -204,27 +209,44 @@ def expand_run_arguments(argv: list[str]) -> list[str]:
     kind, _, path = given[-1].partition("=")
     run_dir = Path(path).expanduser().resolve()
     hydra_dir = run_dir / ".hydra"
-    needed = hydra_dir / ("overrides.yaml" if kind == "resume" else "config.yaml")
-    if not needed.is_file():
+    config_file, overrides_file = hydra_dir / "config.yaml", hydra_dir / "overrides.yaml"
+    for needed in (config_file, overrides_file):
+        if not needed.is_file():
+            raise ConfigError(
+                f"{given[-1]}: {needed} is missing; give the directory of a run this template "
+                f"started (logs/train/runs/<run>)"
+            )
+    config = yaml.safe_load(config_file.read_text())
+    task = config.get("task_name") if isinstance(config, dict) else None
+    if task != "train":
         raise ConfigError(
-            f"{given[-1]}: {needed} is missing; give the directory of a run this template "
-            f"started (logs/<task>/runs/<run>)"
+            f"{given[-1]}: {run_dir} is not a training run (task_name: {task}); give the "
+            f"directory of a run of src/train.py (logs/train/runs/<run>)"
         )
     if kind == "rerun":  # a new run: from the start, as its own W&B run
-        fresh = ["ckpt_path=null", f"hydra.searchpath=[file://{CONFIG_DIR}]", "+hydra=default"]
-        if "wandb" in (yaml.safe_load(needed.read_text()).get("logger") or {}):
+        fresh = ["ckpt_path=null"]
+        if "wandb" in (config.get("logger") or {}):
             fresh.append("logger.wandb.id=null")
-        config = ["--config-path", str(hydra_dir), "--config-name", "config"]
-        return [argv[0], *config, *fresh, *others]
-    saved = yaml.safe_load(needed.read_text()) or []
+        return [argv[0], *from_saved_config(hydra_dir), *fresh, *others]
+    saved = yaml.safe_load(overrides_file.read_text()) or []
     if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
-        raise ConfigError(f"{needed} is not a list of overrides; give a run's directory")
+        raise ConfigError(f"{overrides_file} is not a list of overrides; give a run's directory")
     kept = [o for o in saved if not o.startswith(RESUME_SETS)]
+    # a run that `rerun=` started continues from its own saved config, as it began
+    source = from_saved_config(hydra_dir) if FROM_SAVED_CONFIG in kept else []
+    kept = [o for o in kept if o != FROM_SAVED_CONFIG]
     for override in kept:
-        check_saved_override(override, needed)
+        check_saved_override(override, overrides_file)
     wandb_runs = sorted(run_dir.glob("wandb/*run-*"), key=lambda p: p.stat().st_mtime)
     wandb_id = [f"logger.wandb.id={wandb_runs[-1].name.rsplit('-', 1)[1]}"] if wandb_runs else []
-    return [argv[0], *kept, f"hydra.run.dir={run_dir}", "ckpt_path=last", *wandb_id, *others]
+    resume = [f"hydra.run.dir={run_dir}", "ckpt_path=last", *wandb_id]
+    return [argv[0], *source, *kept, *resume, *others]
+
+
+def from_saved_config(hydra_dir: Path) -> list[str]:
+    """Arguments that run the config saved in `hydra_dir` with this project's Hydra settings."""
+    config = ["--config-path", str(hydra_dir), "--config-name", "config"]
+    return [*config, f"hydra.searchpath=[file://{CONFIG_DIR}]", FROM_SAVED_CONFIG]
 
 
 def _as_list(value: Any) -> list:
