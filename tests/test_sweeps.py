@@ -55,13 +55,18 @@ def test_ctrl_c_stops_a_sweep_with_its_job_marked_stopped_until_resumed(tmp_path
     resume = f"python src/train.py resume={tmp_path / '0'}"
     assert row["error"] == f"Stopped by Ctrl-C after checkpointing; resume with: {resume}"
     assert "stopped" in stdout.split("Sweep: best val/loss (min) first")[1]
-    # the job resumed on its own brings the summary up to date
+    # a refused resume leaves it as it was; the job resumed on its own brings the summary up to date
+    refused = run_script("train", f"resume={tmp_path / '0'}", "model.optimizer.lr=0.5")
+    assert refused.returncode == 1 and "model.optimizer.lr=0.5 differs from" in refused.stderr
+    with open(tmp_path / "summary.csv") as file:
+        assert list(csv.DictReader(file)) == [row]
     epochs = torch.load(tmp_path / "0" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
     resumed = run_script("train", f"resume={tmp_path / '0'}", f"trainer.max_epochs={epochs + 2}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     with open(tmp_path / "summary.csv") as file:
         (row,) = list(csv.DictReader(file))
     assert (row["status"], row["error"]) == ("ok", "")
+    assert "ckpt_path" not in row["overrides"]  # how it went on is not what it is
     assert (
         float(row["val/loss"])
         == json.loads((tmp_path / "0" / "metrics.json").read_text())["val/loss"]

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"  # a job's final metrics, written when it succeeds
 ERROR_FILE = "error.txt"  # a job's traceback when it fails, how to resume it when stopped
+RESUMED = ("ckpt_path=last", "logger.wandb.id=")  # what `resume=` adds to a job's overrides
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:
@@ -40,11 +41,12 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         error = error_file.read_text().strip().splitlines()[-1] if error_file.is_file() else ""
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         stopped = error.startswith(Stopped.PREFIX)
+        overrides = yaml.safe_load(overrides_file.read_text()) or []  # a resumed job's: its own
         status = "ok" if metrics else "stopped" if stopped else "failed" if error else "running"
         rows.append(
             {
                 "job": job_dir.name,
-                "overrides": yaml.safe_load(overrides_file.read_text()) or [],
+                "overrides": [o for o in overrides if not o.startswith(RESUMED)],
                 "status": status,
                 "error": error,
                 "metrics": metrics,
