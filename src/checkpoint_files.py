@@ -29,6 +29,9 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
 
     if not zipfile.is_zipfile(path):
         raise CheckpointError(path, "it is truncated, or not a checkpoint torch.save wrote")
+    with zipfile.ZipFile(path) as archive:
+        if any(name.endswith("/constants.pkl") for name in archive.namelist()):
+            raise CheckpointError(path, "it is a TorchScript model (an export), not a checkpoint")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:

@@ -215,7 +215,7 @@ def test_a_checkpoint_carrying_code_is_refused_everywhere(make_cfg, default_run,
     assert not marker.exists()
 
 
-def test_a_truncated_checkpoint_is_refused_and_touches_nothing(
+def test_a_truncated_or_exported_file_is_refused_as_a_checkpoint(
     default_run, make_cfg, tmp_path
 ) -> None:
     checkpoints = default_run / "checkpoints"
@@ -226,6 +226,10 @@ def test_a_truncated_checkpoint_is_refused_and_touches_nothing(
     message = re.escape(f"checkpoint {truncated} cannot be used: it is truncated")
     with pytest.raises(ConfigError, match=message):
         train(make_cfg(f"ckpt_path={truncated}"))
+    exported = tmp_path / "model.pt"  # export.py's TorchScript, taken for a checkpoint
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), exported)
+    with pytest.raises(ConfigError, match="it is a TorchScript model \\(an export\\)"):
+        train(make_cfg(f"ckpt_path={exported}"))
     assert not (tmp_path / "checkpoints").exists()
     assert {path.name: sha256(path) for path in checkpoints.iterdir()} == before
 
