@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.plugins import Plugins
+from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
@@ -17,8 +18,9 @@ DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "max
 log = logging.getLogger(__name__)
 
 
-class TrialsFailedError(RuntimeError):
-    """Some trials of the sweep failed; the others ran to the end."""
+class TrialsFailedError(RuntimeError, CompactHydraException):
+    """Some trials of the sweep failed; the others ran to the end. Hydra prints its message,
+    which names each failure, without a traceback of the sweeper."""
 
 
 class OptunaSweeper(Sweeper):
