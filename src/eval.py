@@ -27,7 +27,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint's module on `cfg.data`; return the test metrics."""
     check_given(cfg)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
-    use_trained_config(cfg, ckpt_path, ("data",))
+    trained = use_trained_config(cfg, ckpt_path, ("data",))
     validate(cfg)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
@@ -39,7 +39,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     prepare_run(cfg)
     module = load_module(ckpt_path)
     datamodule = compatible_datamodule(cfg, module)
-    rank_zero_only(show_run)(cfg, "Evaluate")
+    rank_zero_only(show_run)(cfg, "Evaluate", trained)
     trainer = build_trainer(cfg)
     trainer.test(module, datamodule=datamodule)
     metrics = logged_metrics(trainer, "test")

@@ -46,8 +46,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_checkpoint(requeued_checkpoint(cfg.get("ckpt_path"), run_dir), run_dir)
+    trained = use_trained_config(cfg, ckpt_path, ("model", "data")) if ckpt_path else []
     if ckpt_path:
-        use_trained_config(cfg, ckpt_path, ("model", "data"))
         validate(cfg)
         if cfg.get("train"):
             check_left_to_train(cfg, ckpt_path)
@@ -74,7 +74,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if ckpt_path:
         check_resume_settings(ckpt_path, model, datamodule, cfg.get("seed"))
         continue_logs(cfg, ckpt_path)
-    rank_zero_only(show_run)(cfg, "Train")
+    rank_zero_only(show_run)(cfg, "Train", trained)
     trainer = build_trainer(cfg)
     log_hyperparameters(trainer, cfg)
     try:

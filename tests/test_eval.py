@@ -55,6 +55,8 @@ def test_eval_cli_uses_the_run_config_with_overrides(mnist_ckpt: Path, tmp_path:
     config = (tmp_path / "config_tree.log").read_text()
     assert "src.data.mnist.MNISTDataModule" in config and "batch_size: 7" in config
     assert 0 <= read_metrics(tmp_path)["test/acc"] <= 1
+    # the first screen says whence the data came (eval.yaml's default is the points)
+    assert "\nEvaluate: data=as trained, trainer=default" in result.stdout, result.stdout
 
 
 def test_the_checkpoints_data_config_takes_command_line_overrides(make_cfg, mnist_ckpt) -> None:

@@ -255,6 +255,7 @@ def test_rerun_runs_the_saved_config_again_in_a_new_run_directory(default_run, t
     )
     command = yaml.safe_load((rerun / "provenance.yaml").read_text())["command"]
     assert f"--config-path {run}/.hydra --config-name config" in command
+    assert f"\nTrain: the config saved in {run}/.hydra\n" in result.stdout
     # it goes on as it began, from its saved config; an eval run is neither rerun nor resumed
     resumed = run_script("train", f"resume={rerun}", "trainer.max_epochs=11", "test=false")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

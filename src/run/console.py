@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import rich.syntax
@@ -40,10 +40,11 @@ def config_tree(cfg: DictConfig) -> rich.tree.Tree:
     return tree
 
 
-def show_run(cfg: DictConfig, what: str) -> None:
+def show_run(cfg: DictConfig, what: str, from_checkpoint: Sequence[str] = ()) -> None:
     """Save the whole config as `config_tree.log` in the run directory, and print the first
-    screen: `what` runs (the config groups chosen), the command line's overrides and where the
-    run writes; `extras.print_config=tree` prints the whole tree instead, `false` nothing."""
+    screen: `what` runs (the config groups chosen, or taken `from_checkpoint`; the saved config
+    a rerun runs), the command line's overrides and where the run writes;
+    `extras.print_config=tree` prints the whole tree instead, `false` nothing."""
     run_dir = Path(cfg.paths.output_dir)
     tree = config_tree(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -55,11 +56,12 @@ def show_run(cfg: DictConfig, what: str) -> None:
         out.print(tree)
     elif mode == "summary":
         hydra = HydraConfig.get()
-        choices = ", ".join(
-            f"{group}={hydra.runtime.choices[group]}"
-            for group in ("data", "model", "trainer", "logger")
-            if hydra.runtime.choices.get(group)
-        )
+        chosen = dict(hydra.runtime.choices) | {group: "as trained" for group in from_checkpoint}
+        groups = [group for group in ("data", "model", "trainer", "logger") if chosen.get(group)]
+        choices = ", ".join(f"{group}={chosen[group]}" for group in groups)
+        if not choices:  # a config saved by an earlier run (rerun=): no config groups
+            saved = [s.path for s in hydra.runtime.config_sources if s.provider == "main"]
+            choices = f"the config saved in {saved[0].removeprefix('file://')}" if saved else ""
         overrides = " ".join(o for o in hydra.overrides.task if not o.startswith("hydra."))
         out.print(f"{what}: {choices}", highlight=False)
         if overrides:

@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from src.models.task_module import TaskModule
 
 
-def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...]) -> None:
+def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...]) -> list[str]:
     """Set each of `sections` of `cfg` (`model`, `data`) to the config the checkpoint was
-    trained with, which it carries, with this command line's overrides of that section on top.
+    trained with, which it carries, with this command line's overrides of that section on top;
+    return the sections set.
 
     A section stays as composed when the command line picks its group (`data=mnist`,
     `model=cnn`): other data to evaluate on, or (for training) a choice `check_resume_settings`
@@ -38,10 +39,9 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
     if "data" in sections and "_target_" in carried:  # (older checkpoints carry no class)
         trained["data"] = datamodule_hyperparameters(checkpoint, where)
     overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-    for section, values in trained.items():
-        if any(o.key_or_group == section for o in overrides):
-            continue
-        config = OmegaConf.create(values)
+    taken = [section for section in trained if all(o.key_or_group != section for o in overrides)]
+    for section in taken:
+        config = OmegaConf.create(trained[section])
         for override in overrides:
             key = override.key_or_group
             if key.startswith(f"{section}/"):  # a sub-group: model/optimizer=sgd
@@ -56,6 +56,7 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
                 OmegaConf.update(config, key, OmegaConf.select(cfg[section], key), merge=False)
         with open_dict(cfg):
             cfg[section] = config
+    return taken
 
 
 def compatible_datamodule(cfg: DictConfig, module: "TaskModule") -> "TensorDataModule":
