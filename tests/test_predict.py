@@ -118,6 +118,9 @@ def test_predict_reads_sequences_flat_or_shaped(make_cfg, runs, tmp_path: Path) 
         expected = load_module(runs["sine"]).eval()(inputs).squeeze(-1)
     assert values == pytest.approx(expected, abs=1e-6)
     assert flat == shaped  # the CSV's text round-trips float32 exactly
+    np.save(tmp_path / "one.npy", inputs[0].flatten().numpy())  # one sequence, 1-D
+    (one,) = predict_in_process(make_cfg, runs["sine"], tmp_path / "one.npy")
+    assert [float(v) for v in list(one.values())[1:]] == pytest.approx(expected[0], abs=1e-6)
 
 
 def write_bad_input(tmp_path: Path, name: str) -> Path:
@@ -129,6 +132,8 @@ def write_bad_input(tmp_path: Path, name: str) -> Path:
         path.write_text("x,y\n1,2\nthree,4\n")
     elif name == "short_first_row.csv":  # not a header: it holds a number
         path.write_text("2\n-2,-2\n3,1\n")
+    elif name == "complex.npy":
+        np.save(path, np.ones((3, 2), dtype=complex))
     elif name == "empty.csv":
         path.write_text("x,y\n")
     elif name == "short_sequences.npy":
@@ -151,6 +156,7 @@ BAD_INPUTS = {
     "not numbers": ("points", "words.csv", "is not a CSV of numbers"),
     "short first row": ("points", "short_first_row.csv", "number of columns changed from 1 to 2"),
     "no samples": ("points", "empty.csv", "holds no samples; give one sample per row"),
+    "complex numbers": ("points", "complex.npy", "holds complex128 values; give real numbers"),
     "short sequences": (
         "sine",
         "short_sequences.npy",

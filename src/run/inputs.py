@@ -102,8 +102,8 @@ def read_images(folder: Path, shape: tuple[int, ...]) -> tuple[Tensor, list[str]
 def read_array(path: Path) -> np.ndarray:
     """A .npy array, or the numbers of a .csv file (one sample per row, an optional header)."""
     array = read_npy(path) if path.suffix.lower() == ".npy" else read_csv(path)
-    if not np.issubdtype(array.dtype, np.number):
-        raise ConfigError(f"input={path} holds {array.dtype} values, not numbers; give numbers")
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise ConfigError(f"input={path} holds {array.dtype} values; give real numbers")
     return array.astype(np.float32)
 
 
@@ -161,11 +161,11 @@ def is_number(text: str) -> bool:
 
 
 def as_samples(array: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:
-    """`array` as (N, *shape): it may be that already, one sample of `shape`, or one row of
-    prod(shape) values per sample; anything else is an error naming the expected shape."""
+    """`array` as (N, *shape): it may be that already, one sample (of `shape`, or flat), or one
+    row of prod(shape) values per sample; anything else is an error naming the expected shape."""
     size = math.prod(shape)
-    if array.shape == shape:
-        array = array[None]
+    if array.shape == shape or array.shape == (size,):  # one sample
+        array = array.reshape(1, *shape)
     elif array.ndim == 2 and array.shape[1] == size:
         array = array.reshape(-1, *shape)
     if array.shape[1:] != shape or len(array) == 0:
