@@ -175,7 +175,7 @@ def test_a_run_without_ckpt_path_starts_afresh_beside_old_checkpoints(make_cfg, 
 def test_resume_needs_a_run_directory(tmp_path) -> None:
     result = run_script("train", f"resume={tmp_path}")
     assert result.returncode == 1
-    assert f"resume={tmp_path}: {tmp_path}/.hydra/overrides.yaml is missing" in result.stderr
+    assert f"resume={tmp_path}: {tmp_path}/.hydra/config.yaml is missing" in result.stderr
 
 
 def test_nan_loss_batches_can_be_skipped_and_a_nan_result_fails(make_cfg) -> None:

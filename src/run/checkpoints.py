@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.checkpoint_files import CheckpointError, load_checkpoint
 from src.errors import ConfigError
@@ -92,7 +92,7 @@ def check_left_to_train(cfg: DictConfig, ckpt_path: str) -> None:
         for name, state in checkpoint.get("callbacks", {}).items()
         if name.startswith("EarlyStopping")
     ]
-    if cfg.callbacks.get("early_stopping") and any(stopped_at):
+    if OmegaConf.select(cfg, "callbacks.early_stopping") and any(stopped_at):
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path}: nothing left to train, early stopping ended that run "
             f"at epoch {max(stopped_at)}; add callbacks.early_stopping=null to train on"

@@ -102,6 +102,7 @@ class RunDirectory(Callback):
 
 
 def training(config: DictConfig) -> bool:
+    """Whether this job is a run of src/train.py."""
     return config.get("task_name") == "train"
 
 
@@ -134,11 +135,10 @@ class RefusedResume(Callback):
             self.records = {p: p.read_bytes() if p.is_file() else None for p in paths}
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        refused = job_return.status == JobStatus.FAILED and isinstance(
-            job_return._return_value,
-            ConfigError,  # `return_value` would raise it
-        )
-        for path, content in self.records.items() if refused else ():
+        error = job_return._return_value  # its `return_value` would raise it
+        if job_return.status != JobStatus.FAILED or not isinstance(error, ConfigError):
+            return
+        for path, content in self.records.items():
             if content is None:
                 path.unlink(missing_ok=True)
             else:
