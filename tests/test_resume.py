@@ -176,6 +176,11 @@ def test_resume_needs_a_run_directory(tmp_path) -> None:
     result = run_script("train", f"resume={tmp_path}")
     assert result.returncode == 1
     assert f"resume={tmp_path}: {tmp_path}/.hydra/config.yaml is missing" in result.stderr
+    checkpoint = tmp_path / "last.ckpt"
+    checkpoint.write_bytes(b"")
+    result = run_script("train", f"resume={checkpoint}")
+    assert result.returncode == 1
+    assert f"resume={checkpoint}: {checkpoint} is a file; give its run's directory" in result.stderr
 
 
 def test_nan_loss_batches_can_be_skipped_and_a_nan_result_fails(make_cfg) -> None:

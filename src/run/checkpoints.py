@@ -209,6 +209,11 @@ def expand_run_arguments(argv: list[str]) -> list[str]:
     kind, _, path = given[-1].partition("=")
     run_dir = Path(path).expanduser().resolve()
     hydra_dir = run_dir / ".hydra"
+    if run_dir.is_file():
+        raise ConfigError(
+            f"{given[-1]}: {run_dir} is a file; give its run's directory, or start a new run "
+            f"from a checkpoint with ckpt_path={path}"
+        )
     config_file, overrides_file = hydra_dir / "config.yaml", hydra_dir / "overrides.yaml"
     for needed in (config_file, overrides_file):
         if not needed.is_file():
