@@ -18,6 +18,17 @@ CASES = {
         True,
     ),
     "unknown optimizer": (["model/optimizer=nope"], "choose one of adam, adamw, sgd", True),
+    "a value for a config": (
+        ["model.scheduler=cosine"],
+        "model.scheduler='cosine' is invalid: input should be a valid dictionary; to choose "
+        "configs/model/scheduler/cosine.yaml, write model/scheduler=cosine",
+        True,
+    ),
+    "a number for a callback": (
+        ["callbacks.early_stopping=5"],
+        "callbacks.early_stopping=5 is invalid: input should be a valid dictionary",
+        True,
+    ),
     "typo'd key": (["trainer.max_epocs=3"], "+trainer.max_epocs=3", True),
     "zero batch size": (["data.batch_size=0"], "data.batch_size=0 is invalid", True),
     "negative lr": (["model.optimizer.lr=-0.1"], "model.optimizer.lr=-0.1 is invalid", True),
@@ -129,9 +140,17 @@ def test_a_log_dir_that_cannot_be_written_ends_in_one_sentence(tmp_path, mode) -
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_an_unknown_option_of_a_nested_group_names_the_options() -> None:
-    with pytest.raises(SystemExit, match="choose one of adam, adamw, sgd"):
-        check_group_choices(["src/train.py", "model/optimizer=nope"])
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("model/optimizer=nope", "choose one of adam, adamw, sgd"),  # a nested group
+        ("model=1", "model=1: configs/model/ has no such option; choose one of cnn,"),
+        ("logger=null", "logger=null: configs/logger/ has no such option; choose one of csv,"),
+    ],
+)
+def test_an_unknown_option_names_the_options(argument: str, message: str) -> None:
+    with pytest.raises(SystemExit, match=message):  # (Hydra's own error has a traceback)
+        check_group_choices(["src/train.py", argument])
 
 
 IN_PROCESS = [case for case in CASES if case not in (*COMMAND_LINE, "unknown optimizer")]

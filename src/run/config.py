@@ -38,8 +38,13 @@ class _Optimizer(_Open):
     weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
 
 
+Section = dict[str, Any]  # a config (a network's, a callback's, ...), not a single value
+
+
 class _Model(_Open):
+    net: Section | None = None
     optimizer: _Optimizer
+    scheduler: Section | None = None
     nonfinite_loss: Literal["stop", "skip"] = "stop"
     compile: bool = False
     channels_last: bool = False
@@ -65,6 +70,8 @@ class _Run(_Open):
     data: _Data | None = None
     model: _Model | None = None
     trainer: _Trainer | None = None
+    callbacks: dict[str, Section | None] | None = None
+    logger: dict[str, Section | None] | None = None
 
 
 def check_group_choices(argv: list[str]) -> None:
@@ -82,6 +89,8 @@ def check_group_choices(argv: list[str]) -> None:
         group, value = CONFIG_DIR / override.key_or_group, override.value()
         if override.key_or_group.startswith("hydra/"):  # also Hydra's plugins' options
             continue
+        if value is None or isinstance(value, int | float):  # model=1, logger=null
+            value = "null" if value is None else str(value)
         if not group.is_dir() or not isinstance(value, str) or (group / f"{value}.yaml").is_file():
             continue
         options = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
@@ -107,16 +116,17 @@ def validate(cfg: DictConfig) -> None:
     except ValidationError as error:
         first = error.errors()[0]
         path, value = _key_path(values, first["loc"])
-        key = ".".join(path)
-        raise ConfigError(
-            f"{key}={value!r} is invalid: {_reason(first['msg'])}; fix it in the config or on "
-            f"the command line ({key}=...)"
-        ) from None
+        key, group = ".".join(path), "/".join(path)
+        fix = f"fix it in the config or on the command line ({key}=...)"
+        if isinstance(value, str) and (CONFIG_DIR / group / f"{value}.yaml").is_file():
+            fix = f"to choose configs/{group}/{value}.yaml, write {group}={value}"
+        raise ConfigError(f"{key}={value!r} is invalid: {_reason(first['msg'])}; {fix}") from None
 
 
 def _reason(message: str) -> str:
     """Pydantic's message for a failed check, as the middle of a sentence."""
-    return message.removeprefix("Value error, ").lower()
+    message = message.removeprefix("Value error, ").split(" or instance of ")[0]
+    return message.lower()
 
 
 def _key_path(values: dict[str, Any], loc: tuple) -> tuple[list[str], Any]:
