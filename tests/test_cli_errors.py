@@ -4,9 +4,11 @@ exit code 1, no traceback and no result; a bug still shows its traceback."""
 import pytest
 import torch
 from hydra.errors import CompactHydraException
+from omegaconf import OmegaConf
 
 from src.errors import ConfigError
 from src.run.config import check_group_choices
+from src.run.trainer import check_devices
 from src.train import train
 from tests.conftest import run_script
 
@@ -103,6 +105,19 @@ if not torch.cuda.is_available():
         "trainer.accelerator=gpu with trainer.devices=1: this machine has 0 such devices",
         True,
     )
+    CASES["no GPUs for DDP"] = (
+        ["trainer=ddp"],
+        "trainer.accelerator=gpu with trainer.devices=-1: this machine has 0 such devices",
+        True,
+    )
+
+
+@pytest.mark.parametrize("devices", [-1, "-1", "auto", 2, "2", "0,1", [0, 1]])
+def test_what_trainer_devices_asks_of_two_gpus_is_there(devices, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_devices(OmegaConf.create({"accelerator": "gpu", "devices": devices}))
+    with pytest.raises(ConfigError, match="this machine has 2 such devices"):
+        check_devices(OmegaConf.create({"accelerator": "gpu", "devices": 3}))
 
 
 # through the real command line: a Hydra error, an early and a late check of ours, one from the

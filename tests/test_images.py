@@ -255,8 +255,28 @@ def test_pretrained_resnet_without_cached_weights_fails_clearly(tmp_path, monkey
         raise URLError("no network")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(RuntimeError, match=r"not cached at .*resnet18-.*\.pth.*weights_path="):
+    with pytest.raises(ConfigError, match=r"not cached at .*resnet18-.*\.pth.*weights_path="):
         ResNet18((3, 32, 32), 10, pretrained=True)
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("ran",))
+
+
+def test_a_weights_file_that_cannot_be_used_is_one_sentence(tmp_path, capsys) -> None:
+    (tmp_path / "garbage.pt").write_bytes(b"not a state dict")
+    torch.save({"weight": Payload()}, tmp_path / "code.pt")  # a pickle that would run code
+    for name, reason in [
+        ("missing.pt", "no such file"),
+        ("garbage.pt", "cannot be used: it is truncated, or not a checkpoint torch.save wrote"),
+        ("code.pt", "cannot be used: it holds objects other than weights"),
+    ]:
+        with pytest.raises(
+            ConfigError, match=f"model.net.weights_path={tmp_path / name}.*{reason}"
+        ):
+            ResNet18((3, 32, 32), 10, weights_path=str(tmp_path / name))
+    assert "ran" not in capsys.readouterr().out
 
 
 def test_resnet_loads_local_weights_where_shapes_match(tmp_path) -> None:

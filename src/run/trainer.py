@@ -4,7 +4,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,8 +48,7 @@ def check_devices(trainer: DictConfig) -> None:
     }
     if accelerator not in counts:
         return
-    have = counts[accelerator]
-    wanted = devices if isinstance(devices, int) and devices > 0 else len(devices or []) or 1
+    have, wanted = counts[accelerator], wanted_devices(devices)
     if have >= wanted:
         return
     build = f"torch {torch.__version__}" + (
@@ -60,6 +59,19 @@ def check_devices(trainer: DictConfig) -> None:
         f"{have} such device{'s' * (have != 1)} ({build}); use trainer=cpu, or "
         f"trainer.accelerator=auto to take what there is"
     )
+
+
+def wanted_devices(devices: int | str | Sequence[int] | None) -> int:
+    """How many devices `trainer.devices` asks for: a count, a list of indices (`[0, 1]`,
+    `"0,1"`), or all there are (`-1`, `"auto"`), which needs one."""
+    if isinstance(devices, str):
+        devices = devices.strip()
+        if "," in devices:
+            return len([index for index in devices.split(",") if index.strip()])
+        devices = int(devices) if devices.lstrip("-").isdigit() else -1
+    if isinstance(devices, int):
+        return devices if devices > 0 else 1
+    return len(devices or []) or 1
 
 
 def thread_count(setting: int | str) -> int:

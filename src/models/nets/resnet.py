@@ -8,6 +8,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import ResNet18_Weights, resnet18
 
+from src.checkpoint_files import CheckpointError, load_checkpoint
+from src.errors import ConfigError
 from src.models.nets.network import Network
 
 
@@ -56,9 +58,16 @@ class ResNet18(Network):
 
 
 def _local_weights(path: str) -> dict[str, Tensor]:
+    """A state dict file, read as data only (`load_checkpoint`)."""
+    fix = "give a state dict saved with torch.save"
     if not Path(path).is_file():
-        raise FileNotFoundError(f"model.net.weights_path={path}: no such file")
-    return torch.load(path, map_location="cpu", weights_only=True)
+        raise ConfigError(f"model.net.weights_path={path}: no such file; {fix}")
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as error:
+        raise ConfigError(
+            f"model.net.weights_path={path} cannot be used: {error.reason}; {fix}"
+        ) from None
 
 
 def _imagenet_weights() -> dict[str, Tensor]:
@@ -67,7 +76,7 @@ def _imagenet_weights() -> dict[str, Tensor]:
     try:
         return weights.get_state_dict(progress=False, check_hash=True)
     except (URLError, OSError) as error:
-        raise RuntimeError(
+        raise ConfigError(
             f"model.net.pretrained=true: ResNet-18 weights are not cached at {cached} and could "
             f"not be downloaded ({error}); download {weights.url} to that path when online, or "
             f"pass model.net.weights_path=<a local state dict>"
