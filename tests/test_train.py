@@ -1,11 +1,13 @@
 """Training end to end: every model, the default run, its run directory, eval, resume, multirun."""
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
+import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
@@ -14,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from src.eval import evaluate
 from src.models import build_module
 from src.models.loading import load_module
+from src.run import provenance
 from src.train import train
 from tests.conftest import read_metrics, run_script
 from tests.test_readme import readme_table
@@ -139,3 +142,22 @@ def test_multirun_runs_each_job_in_its_own_directory(tmp_path: Path) -> None:
         assert read_metrics(tmp_path / job)["test/acc"] > 0.9
     with Image.open(tmp_path / "summary_model.png") as picture:  # val/loss by model
         assert picture.format == "PNG"
+
+
+def test_git_diff_holds_changed_and_new_files(tmp_path, monkeypatch) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "kept.py").write_text("a = 1\n")
+    git("add", "kept.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    (tmp_path / "kept.py").write_text("a = 2\n")
+    (tmp_path / "new_net.py").write_text("class TinyNet: ...\n")  # not yet added, as in Adding
+    monkeypatch.setattr(provenance, "PROJECT_ROOT", tmp_path)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    provenance.write_provenance(run_dir, resumed=False)
+    diff = (run_dir / "git.diff").read_text()
+    assert "+a = 2" in diff and "+class TinyNet: ..." in diff
+    assert yaml.safe_load((run_dir / "provenance.yaml").read_text())["git_dirty"] is True

@@ -15,14 +15,23 @@ from src.atomic import atomic_write
 from src.run.config import PROJECT_ROOT
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, ok: tuple[int, ...] = (0,)) -> str | None:
+    """What git prints, or None when it fails (exit codes other than `ok`) or is missing."""
     try:
         result = subprocess.run(
             ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return result.stdout if result.returncode == 0 else None
+    return result.stdout if result.returncode in ok else None
+
+
+def git_diff() -> str:
+    """The tree's changes against HEAD, new files (untracked, not ignored) included: the code a
+    dirty tree runs."""
+    new_files = (_git("ls-files", "--others", "--exclude-standard", "-z") or "").split("\0")
+    added = (_git("diff", "--no-index", "--", "/dev/null", f, ok=(0, 1)) for f in new_files if f)
+    return (_git("diff", "HEAD") or "") + "".join(diff or "" for diff in added)
 
 
 def git_state() -> dict[str, Any]:
@@ -37,8 +46,8 @@ def git_state() -> dict[str, Any]:
 
 def write_provenance(run_dir: Path, resumed: bool) -> None:
     """Write `provenance.yaml` (command, git state, host, time), `git.diff` (only when the tree is
-    dirty) and `requirements.txt`; a resumed run appends its own record to `resumes:` instead,
-    keeping the original run's."""
+    dirty, new files included) and `requirements.txt`; a resumed run appends its own record to
+    `resumes:` instead, keeping the original run's."""
     git = git_state()
     info = {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
@@ -53,7 +62,7 @@ def write_provenance(run_dir: Path, resumed: bool) -> None:
         original = yaml.safe_load(path.read_text())
         info = original | {"resumes": [*original.get("resumes", []), info]}
     else:
-        diff = _git("diff", "HEAD") if git["git_commit"] else None
+        diff = git_diff() if git["git_commit"] else None
         if diff:
             (run_dir / "git.diff").write_text(diff)
         found = (d.metadata for d in metadata.distributions())  # parsed once each
