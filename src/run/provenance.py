@@ -1,5 +1,6 @@
 """Provenance of every run: command line, git state (with the diff when dirty), package versions."""
 
+import math
 import platform
 import shlex
 import subprocess
@@ -26,12 +27,17 @@ def _git(*args: str, ok: tuple[int, ...] = (0,)) -> str | None:
     return result.stdout if result.returncode in ok else None
 
 
-def git_diff() -> str:
-    """The tree's changes against HEAD, new files (untracked, not ignored) included: the code a
-    dirty tree runs."""
-    new_files = (_git("ls-files", "--others", "--exclude-standard", "-z") or "").split("\0")
-    added = (_git("diff", "--no-index", "--", "/dev/null", f, ok=(0, 1)) for f in new_files if f)
+def git_diff(largest_new_file: int = 1 << 20) -> str:
+    """The tree's changes against HEAD, new files (untracked, not ignored, up to 1 MiB: code, not
+    data) included: the code a dirty tree runs."""
+    listed = (_git("ls-files", "--others", "--exclude-standard", "-z") or "").split("\0")
+    new_files = [f for f in listed if f and _size(PROJECT_ROOT / f) <= largest_new_file]
+    added = (_git("diff", "--no-index", "--", "/dev/null", f, ok=(0, 1)) for f in new_files)
     return (_git("diff", "HEAD") or "") + "".join(diff or "" for diff in added)
+
+
+def _size(path: Path) -> float:
+    return path.stat().st_size if path.is_file() else math.inf  # a broken link: skipped
 
 
 def git_state() -> dict[str, Any]:
