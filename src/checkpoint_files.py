@@ -40,3 +40,36 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     except Exception as error:  # zip and storage errors
         reason = str(error).strip().splitlines()[0]
         raise CheckpointError(path, f"it is corrupt ({reason})") from error
+
+
+# where a checkpoint says what its model and data were built from (`built_from`)
+RECORD = "built_from"
+
+
+def built_from(checkpoint: dict[str, Any], where: str) -> dict[str, Any]:
+    """What the checkpoint's model and data were built from, as plain values: `model` and `data`,
+    the configs (`data` None when unknown), and `spec`, the data's `DataSpec.to_dict()`. Checkpoints
+    of earlier versions carried them as the task module's and datamodule's hyperparameters.
+    `ConfigError` naming `where` when the checkpoint holds no such record."""
+    record = checkpoint.get(RECORD)
+    if record is None and isinstance(checkpoint.get("hyper_parameters"), dict):
+        hparams = checkpoint["hyper_parameters"]
+        data = checkpoint.get("datamodule_hyper_parameters") or {}
+        record = {
+            "model": {k: v for k, v in hparams.items() if k != "spec"}
+            | {"module": checkpoint.get("task_module")},
+            "data": data if "_target_" in data else None,
+            "spec": hparams.get("spec"),
+        }
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("model"), dict)
+        and isinstance(record.get("spec"), dict)
+        and isinstance(record.get("data"), dict | None)
+        and isinstance(checkpoint.get("state_dict"), dict)
+    ):
+        raise ConfigError(
+            f"{where} says not what its model and data were built from; give a checkpoint this "
+            f"template wrote"
+        )
+    return record

@@ -18,7 +18,7 @@ from src.run.checkpoints import resolve_checkpoint
 from src.run.config import check_given, check_group_choices, validate
 from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
-from src.run.serving import compatible_datamodule, use_trained_config
+from src.run.serving import check_provides, compatible_datamodule, use_trained_config
 
 register_resolvers()
 
@@ -37,10 +37,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from src.run.trainer import build_trainer, logged_metrics, prepare_run
 
     prepare_run(cfg)
-    module = load_module(ckpt_path)
-    datamodule = compatible_datamodule(cfg, module)
+    module, spec = load_module(ckpt_path, cfg.trusted)
+    check_provides(cfg, module, "test_step", "eval")
+    datamodule = compatible_datamodule(cfg, spec)
     rank_zero_only(show_run)(cfg, "Evaluate", trained)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, datamodule)
     trainer.test(module, datamodule=datamodule)
     metrics = logged_metrics(trainer, "test")
     rank_zero_only(print_final_metrics)(metrics, ckpt_path, "Checkpoint evaluated")

@@ -1,7 +1,8 @@
 """Export a checkpoint's network for serving, as ONNX or TorchScript, checked against PyTorch.
 
-The exported network takes `input`, a batch of any size of inputs normalised as in training
-(what `src/predict.py` feeds the model), and returns `output`, its raw outputs: class logits for
+The exported network (the module's `net`; a module without one is exported whole) takes `input`,
+a batch of any size of inputs in the data's dtype, normalised as in training (what
+`src/predict.py` feeds the model), and returns `output`, its raw outputs: class logits for
 classifiers, values for regressors. ONNX files come from the dynamo-based `torch.onnx.export`
 (self-contained, dynamic batch axis) and run in ONNX Runtime; TorchScript from `torch.jit.script`.
 
@@ -26,7 +27,10 @@ from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 
 if TYPE_CHECKING:
+    import lightning as L
     from torch import Tensor, nn
+
+    from src.data.spec import DataSpec
 
 register_resolvers()
 
@@ -56,12 +60,17 @@ def export(cfg: DictConfig) -> Path:
 
     from src.models.loading import load_module
 
-    module = load_module(ckpt_path).eval()
+    module, spec = load_module(ckpt_path, cfg.trusted)
+    net = exported_network(cfg, module).eval()
     generator = torch.Generator().manual_seed(0)
-    inputs = torch.randn(CHECK_BATCH_SIZE, *module.spec.input_shape, generator=generator)
+    shape = (CHECK_BATCH_SIZE, *spec.input_shape)
+    if spec.torch_dtype.is_floating_point:
+        inputs = torch.randn(shape, generator=generator).to(spec.torch_dtype)
+    else:  # ids 0 and 1, which every vocabulary has
+        inputs = torch.randint(2, shape, generator=generator, dtype=spec.torch_dtype)
     with torch.inference_mode():
-        expected = module(inputs)
-    exported = export_network(module.net, cfg.format)
+        expected = net(inputs)
+    exported = export_network(net, cfg.format, spec.example(2))
     difference = (exported_outputs(exported, cfg.format, inputs) - expected).abs().max()
     allowed = TOLERANCE * max(1.0, float(expected.abs().max()))
     if difference > allowed:
@@ -71,13 +80,30 @@ def export(cfg: DictConfig) -> Path:
         )
     with atomic_write(output) as file:
         file.write(exported)
-    print_export_summary(cfg.format, output, module.spec.input_shape, expected, float(difference))
+    print_export_summary(cfg.format, output, spec, expected, float(difference))
     return output
 
 
-def export_network(net: "nn.Module", fmt: str) -> bytes:
-    """`net` (a `Network`, in eval mode) as an ONNX or TorchScript file's bytes, taking batches
-    of any size."""
+def exported_network(cfg: DictConfig, module: "L.LightningModule") -> "nn.Module":
+    """The module's network (`net`), or the module itself when it has none; `ConfigError` when
+    that has no `forward` of its own."""
+    import lightning as L
+    from torch import nn
+
+    if isinstance(net := getattr(module, "net", None), nn.Module):
+        return net
+    if type(module).forward is L.LightningModule.forward:
+        name = type(module).__name__
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} holds a {name} with no network (net) and no forward; "
+            f"export needs one: give {name} a net attribute or a forward"
+        )
+    return module
+
+
+def export_network(net: "nn.Module", fmt: str, example: "Tensor") -> bytes:
+    """`net` (in eval mode) as an ONNX or TorchScript file's bytes, taking batches of any size of
+    inputs like `example` (a batch of 2)."""
     import torch
 
     if fmt == "torchscript":
@@ -86,7 +112,7 @@ def export_network(net: "nn.Module", fmt: str) -> bytes:
         return buffer.getvalue()
     for name in ("onnxscript", "onnx_ir"):  # their INFO logs narrate every graph pass
         logging.getLogger(name).setLevel(logging.WARNING)
-    example = torch.zeros(2, *net.input_shape)  # torch.export specialises batch sizes 0 and 1
+    # `example` holds 2 samples: torch.export specialises batch sizes 0 and 1
     program = torch.onnx.export(
         net,
         (example,),
@@ -114,7 +140,7 @@ def exported_outputs(exported: bytes, fmt: str, inputs: "Tensor") -> "Tensor":
 
 
 def print_export_summary(
-    fmt: str, output: Path, input_shape: tuple[int, ...], outputs: "Tensor", difference: float
+    fmt: str, output: Path, spec: "DataSpec", outputs: "Tensor", difference: float
 ) -> None:
     """Where the file is, what goes in and comes out, and how closely it matches PyTorch."""
     from src.run.console import console
@@ -122,10 +148,11 @@ def print_export_summary(
     def batch_of(shape: tuple[int, ...]) -> str:
         return f"(batch, {', '.join(map(str, shape))})"
 
+    what = "normalised as in training" if spec.kind == "image" else "as in training"
     out = console()
     out.print(f"Exported ({fmt}): {output}")
     out.print(
-        f"input: float32 {batch_of(input_shape)}, normalised as in training; "
+        f"input: {spec.dtype} {batch_of(spec.input_shape)} {spec.kind}, {what}; "
         f"output: {batch_of(tuple(outputs.shape[1:]))}"
     )
     out.print(

@@ -20,7 +20,7 @@ from src.run.checkpoints import resolve_checkpoint
 from src.run.config import check_given, check_group_choices, validate
 from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
-from src.run.serving import compatible_datamodule, use_trained_config
+from src.run.serving import check_provides, compatible_datamodule, use_trained_config
 
 register_resolvers()
 
@@ -37,18 +37,19 @@ def predict(cfg: DictConfig) -> Path:
     use_trained_config(cfg, ckpt_path, ("data",))
     validate(cfg)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
     from src.callbacks.predictions import PredictionWriter
     from src.models.loading import load_module
-    from src.run.inputs import read_inputs
+    from src.run.inputs import model_inputs, read_inputs
     from src.run.trainer import build_trainer, prepare_run
 
     prepare_run(cfg)
-    module = load_module(ckpt_path)
-    datamodule = compatible_datamodule(cfg, module)
-    inputs, names = read_inputs(input_path, module.spec)
-    batches = DataLoader(TensorDataset(datamodule.preprocess(inputs)), cfg.data.batch_size)
+    module, spec = load_module(ckpt_path, cfg.trusted)
+    check_provides(cfg, module, "forward", "predict")
+    datamodule = compatible_datamodule(cfg, spec)
+    inputs, names = read_inputs(input_path, spec)
+    batches = DataLoader(model_inputs(inputs, spec, datamodule), cfg.batch_size)
     writer = PredictionWriter(output, names)
     trainer = build_trainer(cfg, callbacks=[writer])
     trainer.predict(module, dataloaders=batches, return_predictions=False)

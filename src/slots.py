@@ -1,16 +1,19 @@
-"""What a config may build: in each slot, only the classes the project defines for it.
+"""What a config may build: in each slot, a class (or factory) of the kind the slot holds, from
+the modules the configuration trusts.
 
-Hydra's `instantiate` calls whatever `_target_` a dict names, and a checkpoint's hyperparameters
-or a run's saved config may come from anyone. So networks, optimizers, schedulers, datamodules
-and task modules are built by `build`, which takes a class only from the slot's modules and only of
-the slot's base class, with plain values as arguments of the types the class declares: a file's
-config stays data, and a wrong key or value is one sentence naming it. To build a class from
-elsewhere (an optimizer of another package), add its module to the slot here.
+Hydra's `instantiate` calls whatever `_target_` a dict names, and a checkpoint or a run's saved
+overrides may come from anyone. So networks, optimizers, schedulers, datamodules and training
+modules are built by `build`, which imports a `_target_` only from the modules listed in the
+`trusted` setting (`configs/trusted.yaml`: the project's `src`, `torch.optim`,
+`torchvision.models` by default; the command line may name others), takes only a class of the
+slot's kind, and gives it plain values of the types it declares: a file's config stays data, and
+a wrong key or value is one sentence naming it.
 """
 
 import inspect
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib import import_module
 from typing import Any, get_type_hints
 
@@ -19,144 +22,223 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from src.errors import ConfigError
 
-# Hydra's keys that change how a node is built; a file's config may hold none of them
+# Hydra's keys that change how a node is built; a built object's arguments hold none of them
 RESERVED_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
 KEYWORDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 # declared types pydantic knows no schema for (torch.Tensor) are checked with isinstance
 ANY_TYPE = ConfigDict(arbitrary_types_allowed=True)
+TRUST_SETTING = "trusted (configs/trusted.yaml, or trusted=[...] on the command line)"
 
 
 @dataclass(frozen=True)
 class Slot:
-    """Where a built object goes: `key` (for messages), the modules its class may come from
-    and its base class, as `module:Class`."""
+    """Where a built object goes: `key` (for messages), what it holds, its base class as
+    `module:Class` (imported only when a class is checked) and, with `functions`, whether a
+    function that returns such an object may build it too; `instead` says what else to give."""
 
     key: str
-    modules: tuple[str, ...]
+    what: str
     base: str
-    what: str  # what the slot holds, for messages
+    instead: str
+    functions: bool = False
 
     def base_class(self) -> type:
         module, name = self.base.split(":")
         return getattr(import_module(module), name)
 
 
-NETWORK = Slot("model.net", ("src.models.nets.",), "src.models.nets.network:Network", "a network")
-OPTIMIZER = Slot("model.optimizer", ("torch.optim.",), "torch.optim:Optimizer", "an optimizer")
+NETWORK = Slot(
+    "model.net",
+    "a network",
+    "torch.nn:Module",
+    "an nn.Module class or a function returning one (torchvision.models.resnet18)",
+    functions=True,
+)
+OPTIMIZER = Slot(
+    "model.optimizer",
+    "an optimizer",
+    "torch.optim:Optimizer",
+    "a torch.optim.Optimizer subclass, or model/optimizer=<an option of configs/model/optimizer/>",
+)
 SCHEDULER = Slot(
     "model.scheduler",
-    ("torch.optim.lr_scheduler.",),
-    "torch.optim.lr_scheduler:LRScheduler",
     "a learning-rate scheduler",
+    "torch.optim.lr_scheduler:LRScheduler",
+    "a torch.optim.lr_scheduler.LRScheduler subclass, or model/scheduler=<an option>",
 )
 DATAMODULE = Slot(
-    "data", ("src.data.",), "src.data.tensor_datamodule:TensorDataModule", "a datamodule"
+    "data",
+    "a datamodule",
+    "lightning.pytorch:LightningDataModule",
+    "a LightningDataModule subclass, or data=<an option of configs/data/>",
 )
 MODULE = Slot(
-    "model.module", ("src.models.",), "src.models.task_module:TaskModule", "a task module"
+    "model.module",
+    "a training module",
+    "lightning.pytorch:LightningModule",
+    "a LightningModule subclass, or null for the data's task module",
 )
 
 
-def target_class(
+def is_trusted(target: str, trusted: Sequence[str]) -> bool:
+    """Whether the dotted path `target` lies in one of the `trusted` modules (or is one of them)."""
+    return any(target == entry or target.startswith(f"{entry}.") for entry in trusted)
+
+
+def check_trusted(target: str, trusted: Sequence[str], where: str, setting: str) -> None:
+    """`ConfigError` naming the setting that would allow `target` (named by `setting` of
+    `where`), unless it is trusted."""
+    if not is_trusted(target, trusted):
+        module = target.rpartition(".")[0] or target
+        raise ConfigError(
+            f"{where}: {setting}={target} is not in a module the configuration trusts "
+            f"({', '.join(trusted)}); to build it, add {module} to {TRUST_SETTING}"
+        )
+
+
+def target_callable(
     config: Mapping[str, Any] | DictConfig,
     slot: Slot,
+    trusted: Sequence[str],
     where: str = "the config",
     key: str | None = None,
-) -> type:
-    """The class `config` (at `key` of `where`, a file or "the config") may build in `slot`, its
-    arguments checked to be plain values; else `ConfigError`, before anything else is imported."""
+    setting: str | None = None,
+) -> Callable:
+    """The class (or, where the slot takes one, function) `config` (at `key` of `where`, a file or
+    "the config") may build in `slot`, its other keys checked to be plain values; else
+    `ConfigError`. Nothing is imported from a module the configuration does not trust. Errors
+    name the target as `setting` (default `<key>._target_`)."""
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=True)
     key = key or slot.key
+    setting = setting or f"{key}._target_"
     target = config.get("_target_")
-    if not isinstance(target, str) or not target.startswith(slot.modules):
-        modules = " or ".join(f"{m}*" for m in slot.modules)
-        raise ConfigError(
-            f"{where}: {key}._target_={target!r} is not {slot.what} of {modules}; only "
-            f"those are built from a config"
-        )
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"{where}: {setting} is not given; name {slot.instead}")
+    check_trusted(target, trusted, where, setting)
     for name, value in config.items():
         if name != "_target_" and (path := reserved_key(value, f"{key}.{name}")):
             raise ConfigError(
                 f"{where}: {path} would build an object inside {key}; the arguments of "
                 f"{slot.what} are plain values"
             )
+    module, _, name = target.rpartition(".")
     try:
-        module, _, name = target.rpartition(".")
-        cls = getattr(import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        cls = None
-    if not (isinstance(cls, type) and issubclass(cls, slot.base_class())):
+        found = getattr(import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as error:
         raise ConfigError(
-            f"{where}: {key}._target_={target} is not {slot.what} ({slot.base} or a "
-            f"subclass); check the name"
-        )
-    return cls
+            f"{where}: {setting}={target} cannot be imported ({error}); name {slot.instead}"
+        ) from None
+    is_class = isinstance(found, type)
+    if (is_class and issubclass(found, slot.base_class())) or (
+        slot.functions and not is_class and inspect.isroutine(found)
+    ):
+        return found
+    raise ConfigError(f"{where}: {setting}={target} is not {slot.what}; name {slot.instead}")
 
 
 def build(
     config: Mapping[str, Any] | DictConfig,
     slot: Slot,
+    trusted: Sequence[str],
     where: str = "the config",
     key: str | None = None,
-    **kwargs: Any,
+    **given: Any,
 ) -> Any:
-    """`config`'s class called with its other keys and `kwargs`, once `class_and_arguments`
-    has checked them."""
-    cls, arguments = class_and_arguments(config, slot, where, key, given=kwargs)
-    return cls(**arguments, **kwargs)
+    """`config`'s class (see `target_callable`) called with its other keys, checked by
+    `checked_arguments`, and `given`; a function's result is checked to be of the slot's kind."""
+    target, arguments = class_and_arguments(config, slot, trusted, where, key, given)
+    built = target(**arguments, **given)
+    if not isinstance(built, slot.base_class()):
+        raise ConfigError(
+            f"{where}: {key or slot.key}._target_={config['_target_']} returned a "
+            f"{type(built).__name__}, not {slot.what}; name {slot.instead}"
+        )
+    return built
+
+
+def factory(
+    config: Mapping[str, Any] | DictConfig,
+    slot: Slot,
+    trusted: Sequence[str],
+    where: str = "the config",
+    key: str | None = None,
+    later: Collection[str] = (),
+) -> partial:
+    """`config`'s class with its checked arguments, to be called with those named in `later`
+    (an optimizer's `params`, a scheduler's `optimizer`) once they exist."""
+    target, arguments = class_and_arguments(config, slot, trusted, where, key, later)
+    return partial(target, **arguments)
 
 
 def class_and_arguments(
     config: Mapping[str, Any] | DictConfig,
     slot: Slot,
+    trusted: Sequence[str],
     where: str = "the config",
     key: str | None = None,
     given: Collection[str] = (),
-) -> tuple[type, dict[str, Any]]:
-    """`config`'s class (see `target_class`) and its other keys as arguments (see
-    `checked_arguments`), for a `build` with the arguments named in `given` to come."""
+) -> tuple[Callable, dict[str, Any]]:
+    """`config`'s class (see `target_callable`) and its other keys as arguments (see
+    `checked_arguments`), for a call with the arguments named in `given` to come."""
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=True)
-    cls = target_class(config, slot, where, key)
+    target = target_callable(config, slot, trusted, where, key)
     arguments = {k: v for k, v in config.items() if k != "_target_"}
-    return cls, checked_arguments(cls, arguments, where, key or slot.key, given)
+    return target, checked_arguments(target, arguments, where, key or slot.key, given)
+
+
+def parameters(target: Callable) -> tuple[dict[str, Any], bool]:
+    """The keyword arguments `target` takes, with their declared types, and whether it takes
+    any others (a function's `**kwargs`; a class's when no base says which it passes on)."""
+    if not isinstance(target, type):
+        signature = inspect.signature(target)
+        hints = get_type_hints(target)
+        names = {p.name: hints.get(p.name, Any) for p in signature.parameters.values()}
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+        kinds = {p.name: p.kind for p in signature.parameters.values()}
+        return {n: t for n, t in names.items() if kinds[n] in KEYWORDS}, open_ended
+    names, types = {}, {}
+    for klass in target.__mro__:  # and the bases' arguments it passes on with **kwargs
+        if "__init__" not in vars(klass):
+            continue
+        values = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name: None for p in values if p.kind in KEYWORDS and p.name != "self"}
+        types = get_type_hints(klass.__init__) | types
+        if all(p.kind is not p.VAR_KEYWORD for p in values):
+            break
+    return {name: types.get(name, Any) for name in names}, False
 
 
 def checked_arguments(
-    cls: type, arguments: Mapping[str, Any], where: str, key: str, given: Collection[str] = ()
+    target: Callable,
+    arguments: Mapping[str, Any],
+    where: str,
+    key: str,
+    given: Collection[str] = (),
 ) -> dict[str, Any]:
-    """`arguments` converted to the types `cls` declares for them (pydantic's lax rules: a list
-    where a tuple is declared); `ConfigError` for the first one that `cls` does not take, that
-    the project passes itself (`given`), or whose value does not fit, instead of a `TypeError`
-    from deep inside the class."""
-    names: dict[str, None] = {}
-    types: dict[str, Any] = {}
-    for klass in cls.__mro__:  # and the bases' arguments it passes on with **kwargs
-        if "__init__" not in vars(klass):
-            continue
-        parameters = inspect.signature(klass.__init__).parameters.values()
-        names |= {p.name: None for p in parameters if p.kind in KEYWORDS and p.name != "self"}
-        types = get_type_hints(klass.__init__) | types
-        if all(p.kind is not p.VAR_KEYWORD for p in parameters):
-            break
-    settable = [name for name in names if name not in given]
+    """`arguments` converted to the types `target` declares for them (pydantic's lax rules: a
+    list where a tuple is declared); `ConfigError` for the first one that `target` does not take,
+    that the project passes itself (`given`), or whose value does not fit, instead of a
+    `TypeError` from deep inside the class."""
+    types, open_ended = parameters(target)
+    settable = [name for name in types if name not in given]
     checked = {}
     for name, value in arguments.items():
-        if name not in settable:
+        if name not in settable and not (open_ended and name not in given):
             raise ConfigError(
-                f"{where}: {key}.{name} is not an argument of {cls.__name__} that a config "
-                f"sets; it takes {', '.join(settable)}"
+                f"{where}: {key}.{name} is not an argument of {target.__name__} that a config "
+                f"sets; it takes {', '.join(settable) or 'none'}"
             )
         try:
-            checked[name] = TypeAdapter(types.get(name, Any), config=ANY_TYPE).validate_python(
-                value
-            )
+            adapter = TypeAdapter(types.get(name, Any), config=ANY_TYPE)
+            checked[name] = adapter.validate_python(value)
         except ValidationError as error:
+            declared = inspect.formatannotation(types.get(name, Any))
             raise ConfigError(
                 f"{where}: {key}.{name}={value!r} is invalid: {error.errors()[0]['msg'].lower()} "
-                f"({cls.__name__} takes {inspect.formatannotation(types[name])}); fix it in the "
-                f"config or on the command line ({key}.{name}=...)"
+                f"({target.__name__} takes {declared}); fix it in the config or on the command "
+                f"line ({key}.{name}=...)"
             ) from None
     return checked
 
@@ -174,3 +256,17 @@ def reserved_key(value: Any, path: str) -> str | None:
             if found := reserved_key(item, f"{path}[{index}]"):
                 return found
     return None
+
+
+def targets(value: Any, path: str) -> list[tuple[str, Any]]:
+    """Every `_target_` anywhere in `value`, as (path of its node, what it names)."""
+    found = []
+    if isinstance(value, Mapping):
+        if "_target_" in value:
+            found.append((path, value["_target_"]))
+        for key, item in value.items():
+            found += targets(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found += targets(item, f"{path}[{index}]")
+    return found

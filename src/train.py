@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.errors import ConfigError, DivergedError, Stopped
 from src.run.checkpoints import (
     check_left_to_train,
+    check_resume_settings,
     expand_run_arguments,
     load_step,
     nothing_left_to_train,
@@ -40,7 +41,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     `metrics.json` in the run directory and print them last; return them.
 
     With `ckpt_path`, training continues from the checkpoint with the model and data configs it
-    carries (settings it would overrule may not change: `check_resume_settings`).
+    carries (settings it would overrule may not change: `check_resume_settings`). Every
+    checkpoint records the model and data configs and the data's spec, to be rebuilt from.
     """
     check_given(cfg)
     validate(cfg)
@@ -49,13 +51,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trained = use_trained_config(cfg, ckpt_path, ("model", "data")) if ckpt_path else []
     if ckpt_path:
         validate(cfg)
+        check_resume_settings(cfg, ckpt_path)
         if cfg.get("train"):
             check_left_to_train(cfg, ckpt_path)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
 
-    from src.models import build_module
-    from src.run.checkpoints import check_resume_settings, continue_logs
+    from src.data.spec import spec_of
+    from src.models import build_model
+    from src.run.checkpoints import continue_logs
     from src.run.compatibility import check_compatible
     from src.run.console import print_final_metrics, show_run
     from src.run.trainer import (
@@ -68,14 +72,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.slots import DATAMODULE, build
 
     prepare_run(cfg)
-    datamodule = build(cfg.data, DATAMODULE)
-    check_compatible(cfg, datamodule.spec)
-    model = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec)
+    datamodule = build(cfg.data, DATAMODULE, cfg.trusted)
+    spec = spec_of(datamodule)
+    check_compatible(cfg, spec)
+    model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    model = build_model(model_config, spec, cfg.trusted)
     if ckpt_path:
-        check_resume_settings(ckpt_path, model, datamodule, cfg.get("seed"))
         continue_logs(cfg, ckpt_path)
     rank_zero_only(show_run)(cfg, "Train", trained)
-    trainer = build_trainer(cfg)
+    data_config = OmegaConf.to_container(cfg.data, resolve=True)
+    record = {"model": model_config, "data": data_config, "spec": spec.to_dict()}
+    trainer = build_trainer(cfg, datamodule, record)
     log_hyperparameters(trainer, cfg)
     try:
         with ctrl_c_stops_like_sigterm() as ctrl_c:

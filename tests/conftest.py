@@ -21,11 +21,14 @@ from filelock import FileLock
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
+from src.run.checkpoints import configured_trust
 from src.run.config import CONFIG_DIR, PROJECT_ROOT, compose_run
 from src.run.resolvers import register_resolvers
 from tests.warm import WarmProcess, WarmPython, forkable
 
 register_resolvers()
+# the modules configs/trusted.yaml trusts, for tests that build from a checkpoint themselves
+TRUSTED = configured_trust([])
 # what commands start with: not what in-process runs add (Lightning's PL_GLOBAL_SEED, ...)
 SESSION_ENV = dict(os.environ)
 

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from lightning.pytorch import Trainer
 from omegaconf import OmegaConf
 
-from src.models import build_module
+from src.models import build_model
 from src.models.task_module import TaskModule
 from src.run.config import CONFIG_DIR, PROJECT_ROOT
 from src.run.resolvers import wandb_offline
@@ -39,7 +39,9 @@ def test_default_config_instantiates(make_cfg, config_name: str) -> None:
     datamodule = instantiate(cfg.data)
     assert isinstance(build_trainer(cfg), Trainer)
     if "model" in cfg:
-        model = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec)
+        model = build_model(
+            OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec, cfg.trusted
+        )
         assert isinstance(model, TaskModule)
 
 
@@ -47,8 +49,8 @@ def test_default_config_instantiates(make_cfg, config_name: str) -> None:
 @pytest.mark.parametrize("scheduler", options("model/scheduler"))
 def test_optimizers_and_schedulers_build(make_cfg, optimizer: str, scheduler: str) -> None:
     cfg = make_cfg(f"model/optimizer={optimizer}", f"model/scheduler={scheduler}")
-    model = build_module(
-        OmegaConf.to_container(cfg.model, resolve=True), instantiate(cfg.data).spec
+    model = build_model(
+        OmegaConf.to_container(cfg.model, resolve=True), instantiate(cfg.data).spec, cfg.trusted
     )
     configured = model.configure_optimizers()
     optimizer_obj = configured["optimizer"] if isinstance(configured, dict) else configured

@@ -18,7 +18,7 @@ from wandb.proto import wandb_internal_pb2
 
 from src.data.spec import DataSpec
 from src.loggers import TensorBoardLogger
-from src.models import build_module
+from src.models import build_model
 from src.train import train
 from tests.conftest import read_metrics, run_script
 
@@ -137,7 +137,7 @@ def test_graph_of_each_network_is_logged_once_without_warnings(
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = make_cfg(f"model={model}")
-    module = build_module(OmegaConf.to_container(cfg.model, resolve=True), spec)
+    module = build_model(OmegaConf.to_container(cfg.model, resolve=True), spec, cfg.trusted)
     logger = TensorBoardLogger(tmp_path, name="", version="", log_graph=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

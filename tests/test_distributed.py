@@ -16,7 +16,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 from src.models.loading import load_module
 from src.run.hydra_callbacks import EndDistributedJob
 from src.run.launch import ddp_rank_command
-from tests.conftest import run_script
+from tests.conftest import TRUSTED, run_script
 
 TRAIN_POINTS, BATCH_SIZE, RANKS = 1600, 32, 2  # configs/data/points.yaml: 2000 points, 80% train
 FAST = [
@@ -40,7 +40,7 @@ def full_val_metrics(run_dir: Path) -> tuple[float, float]:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     inputs, targets = datamodule.splits["val"]
-    module = load_module(run_dir / "checkpoints" / "last.ckpt").eval()
+    module = load_module(run_dir / "checkpoints" / "last.ckpt", TRUSTED)[0].eval()
     with torch.no_grad():
         outputs = module(inputs)
     accuracy = (module.predictions(outputs) == targets).float().mean()

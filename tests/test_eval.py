@@ -63,7 +63,7 @@ def test_the_checkpoints_data_config_takes_command_line_overrides(make_cfg, mnis
     args = ["data.batch_size=5", "+data.val_size=30", "~data.pin_memory"]
     cfg = make_cfg(f"ckpt_path={mnist_ckpt}", *args, config_name="eval")
     use_trained_config(cfg, str(mnist_ckpt), ("data",))
-    trained = torch.load(mnist_ckpt, weights_only=True)["datamodule_hyper_parameters"]
+    trained = torch.load(mnist_ckpt, weights_only=True)["built_from"]["data"]
     assert cfg.data._target_ == trained["_target_"] == "src.data.mnist.MNISTDataModule"
     assert cfg.data.data_dir == trained["data_dir"]
     assert (cfg.data.batch_size, cfg.data.val_size) == (5, 30)

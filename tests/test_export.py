@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 import src.export
 from src.errors import ConfigError
 from src.export import TOLERANCE, export, export_network, exported_outputs
-from src.models import build_module
+from src.models import build_model
 from src.models.loading import load_module
-from tests.conftest import run_script
+from tests.conftest import TRUSTED, run_script
 from tests.test_eval import trained_run
 
 NETWORKS = {"cnn": "mnist", "vgg": "cifar", "resnet18": "cifar", "mlp": "points", "rnn": "sine"}
@@ -49,8 +49,9 @@ def test_exported_network_matches_pytorch_on_real_inputs(
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     inputs, _ = next(iter(datamodule.test_dataloader()))  # normalised as in training
-    module = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec).eval()
-    exported = export_network(module.net, fmt)
+    spec = datamodule.spec
+    module = build_model(OmegaConf.to_container(cfg.model, resolve=True), spec, cfg.trusted)
+    exported = export_network(module.eval().net, fmt, spec.example(2))
     for batch in (inputs, inputs[:1]):  # any batch size
         with torch.inference_mode():
             expected = module(batch)
@@ -65,7 +66,7 @@ def test_export_cli_writes_an_onnx_file_for_onnx_runtime(points_ckpt: Path, tmp_
     inputs = torch.tensor([[2.0, 2.0], [-2.0, -2.0], [1.5, 2.5]])
     (outputs,) = session.run(None, {"input": inputs.numpy()})
     with torch.inference_mode():
-        expected = load_module(points_ckpt).eval()(inputs)
+        expected = load_module(points_ckpt, TRUSTED)[0].eval()(inputs)
     assert torch.from_numpy(outputs) == pytest.approx(expected, abs=TOLERANCE)
     assert outputs.argmax(1).tolist() == [0, 1, 0]
 

@@ -27,7 +27,7 @@ from src.errors import ConfigError
 from src.models.loading import load_module
 from src.predict import check_paths, predict
 from src.run.inputs import read_inputs
-from tests.conftest import run_script, write_mnist
+from tests.conftest import TRUSTED, run_script, write_mnist
 from tests.test_eval import mnist_data, trained_run
 
 
@@ -80,7 +80,7 @@ def test_predict_cli_normalises_images_as_in_training(runs, tmp_path: Path) -> N
     assert probabilities.sum(1) == pytest.approx(torch.ones(6), abs=1e-5)
     assert [int(row["prediction"]) for row in rows] == probabilities.argmax(1).tolist()
     with torch.inference_mode():
-        expected = load_module(runs["mnist"]).eval()(images[:5]).softmax(1)
+        expected = load_module(runs["mnist"], TRUSTED)[0].eval()(images[:5]).softmax(1)
     assert probabilities[:5] == pytest.approx(expected, abs=1e-5)
 
 
@@ -115,7 +115,7 @@ def test_predict_reads_sequences_flat_or_shaped(make_cfg, runs, tmp_path: Path) 
     assert list(shaped[0]) == ["input", *(f"prediction_{i}" for i in range(50))]
     values = torch.tensor([[float(v) for v in list(row.values())[1:]] for row in shaped])
     with torch.inference_mode():
-        expected = load_module(runs["sine"]).eval()(inputs).squeeze(-1)
+        expected = load_module(runs["sine"], TRUSTED)[0].eval()(inputs).squeeze(-1)
     assert values == pytest.approx(expected, abs=1e-6)
     assert flat == shaped  # the CSV's text round-trips float32 exactly
     np.save(tmp_path / "one.npy", inputs[0].flatten().numpy())  # one sequence, 1-D

@@ -13,6 +13,7 @@ from src.data.spec import DataSpec
 from src.errors import ConfigError
 from src.models.loading import load_module
 from src.train import train
+from tests.conftest import TRUSTED
 
 QUIET = ("extras.print_config=false", "callbacks.rich_progress_bar=null")
 
@@ -65,7 +66,7 @@ def test_bad_values_name_their_key(make, message: str) -> None:
 def test_linear_regression_learns_slope_and_intercept(make_cfg, tmp_path) -> None:
     train(make_cfg("experiment=linear_regression", *QUIET))
     (best,) = (tmp_path / "checkpoints").glob("epoch_*.ckpt")
-    linear = load_module(best).net.linear
+    linear = load_module(best, TRUSTED)[0].net.linear
     assert linear.weight.item() == pytest.approx(2.0, abs=0.1)
     assert linear.bias.item() == pytest.approx(5.0, abs=0.3)
     with Image.open(tmp_path / "figures" / "test_fitted_line.png") as image:

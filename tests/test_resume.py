@@ -21,7 +21,7 @@ from src.models.loading import load_module
 from src.run.checkpoints import resolve_checkpoint
 from src.run.config import compose_run
 from src.train import train
-from tests.conftest import run_script, shared_run, start_script
+from tests.conftest import TRUSTED, run_script, shared_run, start_script
 
 # 2 epochs of 50 steps, dropout on (so the RNG matters), a checkpoint every 10 steps
 RUN = [
@@ -216,7 +216,7 @@ def test_a_checkpoint_carrying_code_is_refused_everywhere(make_cfg, default_run,
     with pytest.raises(ConfigError, match=refused):
         evaluate(make_cfg(f"ckpt_path={evil}", config_name="eval"))
     with pytest.raises(ConfigError, match=refused):
-        load_module(evil)
+        load_module(evil, TRUSTED)
     assert not marker.exists()
 
 
@@ -436,8 +436,8 @@ def test_a_warm_start_takes_the_checkpoints_model_and_data(make_cfg, tmp_path) -
     then = [f"ckpt_path={first}", *quiet]
     train(compose_run([*then, "trainer.max_epochs=2"], tmp_path / "second"))
     warm = last_checkpoint(tmp_path / "second")
-    assert warm["hyper_parameters"]["net"]["_target_"].endswith("LogisticRegression")
-    assert warm["datamodule_hyper_parameters"]["batch_size"] == 16
+    assert warm["built_from"]["model"]["net"]["_target_"].endswith("LogisticRegression")
+    assert warm["built_from"]["data"]["batch_size"] == 16
     assert warm["global_step"] == 2 * last_checkpoint(first)["global_step"]
     mismatch = "model.net._target_=src.models.nets.mlp.MLP differs from src.models.nets.logistic"
     with pytest.raises(ConfigError, match=re.escape(mismatch)):

@@ -14,11 +14,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 from src.eval import evaluate
-from src.models import build_module
+from src.models import build_model
 from src.models.loading import load_module
 from src.run import provenance
 from src.train import train
-from tests.conftest import read_metrics, run_script
+from tests.conftest import TRUSTED, read_metrics, run_script
 from tests.test_readme import readme_table
 
 COMPATIBLE = [pair for pair, works in readme_table().items() if works]
@@ -57,7 +57,9 @@ def test_metrics_updated_in_chunks_cover_every_sample_once(make_cfg) -> None:
     cfg = make_cfg()
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
-    module = build_module(OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec)
+    module = build_model(
+        OmegaConf.to_container(cfg.model, resolve=True), datamodule.spec, cfg.trusted
+    )
     inputs, targets = datamodule.splits["val"]
     loader = DataLoader(TensorDataset(inputs, targets), batch_size=30)
     trainer = L.Trainer(log_every_n_steps=2, logger=False, enable_progress_bar=False)
@@ -103,8 +105,8 @@ def test_run_directory_holds_config_checkpoints_metrics_and_provenance(default_r
 def test_checkpoints_load_with_weights_only(default_run: Path) -> None:
     for path in (default_run / "checkpoints").glob("*.ckpt"):
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        assert checkpoint["hyper_parameters"]["spec"]["task"] == "classification"
-        module = load_module(path)
+        assert checkpoint["built_from"]["spec"]["task"] == "classification"
+        module, _ = load_module(path, TRUSTED)
         assert module(torch.zeros(4, 2)).shape == (4, 2)
 
 

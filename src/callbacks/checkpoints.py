@@ -2,6 +2,7 @@
 end of fitting."""
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +12,29 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.atomic import atomic_write
+from src.checkpoint_files import RECORD
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, atomic on any machine, refusing non-finite weights.
+    """Lightning's checkpoint writer, atomic on any machine, refusing non-finite weights, writing
+    checkpoints that say what they were built from and hold plain data only.
 
     Lightning writes a checkpoint to a temporary file in `$TMPDIR` and moves it into place: across
     filesystems the move is a copy, which a kill or a full disk leaves half done. Here each goes
     through `atomic_write` (a temporary file in the checkpoint's own directory, renamed over it).
     A checkpoint whose weights hold NaN or infinite values is not written, so the files on disk
-    keep the last finite weights.
+    keep the last finite weights. Each checkpoint carries `record` (the model and data configs
+    and the data's spec) as `built_from`, and of the module's and datamodule's hyperparameters
+    only the plain values, so it rebuilds its model from plain data alone and loads with
+    `torch.load(weights_only=True)` (a network or a factory passed to a module is left out).
     """
+
+    def __init__(self, record: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.record = record
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
@@ -37,10 +48,35 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"on disk keep the last finite ones"
             )
             return
+        if self.record is not None:
+            checkpoint[RECORD] = self.record
+        for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+            if key in checkpoint:
+                checkpoint[key] = plain_values(checkpoint[key])
         buffer = io.BytesIO()  # serialised first: a failed write then raises the OS's own error
         torch.save(checkpoint, buffer)
         with atomic_write(path) as file:
             file.write(buffer.getbuffer())
+
+
+def plain_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of `values` that are plain data (numbers, strings, tensors, and lists and dicts
+    of them), OmegaConf containers turned into plain ones."""
+    kept = {}
+    for key, value in values.items():
+        if isinstance(value, DictConfig | ListConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        if is_plain(value):
+            kept[key] = value
+    return kept
+
+
+def is_plain(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str | int) and is_plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(is_plain(v) for v in value)
+    return value is None or isinstance(value, bool | int | float | str | torch.Tensor)
 
 
 class LastCheckpoint(Checkpoint):

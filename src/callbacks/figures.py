@@ -20,8 +20,9 @@ class TaskFigures(L.Callback):
 
     The module's `figure_metrics` (a confusion matrix) see the whole stage; its `figures` (the
     decision boundary over 2-D points, a grid of images, sequence curves, a fitted line) the
-    first `num_samples` samples. Each picture goes to TensorBoard, W&B and MLflow when they run,
-    and is always saved as `figures/<stage>_<name>[_epochNNN].png` in the run directory.
+    first `num_samples` samples; a module that is not a `TaskModule` draws none. Each picture
+    goes to TensorBoard, W&B and MLflow when they run, and is always saved as
+    `figures/<stage>_<name>[_epochNNN].png` in the run directory.
     """
 
     def __init__(self, every_n_epochs: int = 5, num_samples: int = 256) -> None:
@@ -36,10 +37,10 @@ class TaskFigures(L.Callback):
         self._start("test", pl_module)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, *args: Any) -> None:
-        self._collect(outputs, batch)
+        self._collect(pl_module, outputs, batch)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, *args: Any) -> None:
-        self._collect(outputs, batch)
+        self._collect(pl_module, outputs, batch)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: TaskModule) -> None:
         self._draw(trainer, pl_module)
@@ -47,14 +48,17 @@ class TaskFigures(L.Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: TaskModule) -> None:
         self._draw(trainer, pl_module)
 
-    def _start(self, stage: str | None, pl_module: TaskModule) -> None:
+    def _start(self, stage: str | None, pl_module: L.LightningModule) -> None:
         self.stage, self.samples = stage, []
+        if not isinstance(pl_module, TaskModule):
+            self.stage = None
+            return
         self.metrics = {n: m.to(pl_module.device) for n, m in pl_module.figure_metrics().items()}
 
-    def _collect(self, outputs: dict[str, Tensor], batch: tuple[Tensor, Tensor]) -> None:
+    def _collect(self, pl_module: TaskModule, outputs: dict[str, Tensor], batch: Any) -> None:
         if self.stage is None:
             return
-        inputs, targets = batch
+        inputs, targets = pl_module.spec.split(batch)
         for metric in self.metrics.values():
             metric.update(outputs["predictions"], targets)
         if sum(len(x) for x, _, _ in self.samples) < self.num_samples:

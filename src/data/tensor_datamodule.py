@@ -29,14 +29,8 @@ class TensorDataModule(L.LightningDataModule, ABC):
     `batch_transform` (augmentation) runs on whole batches on that device.
     """
 
-    # how batches are served, not which: what a resumed run may change
-    serving_keys: tuple[str, ...] = (
-        "loader",
-        "num_workers",
-        "pin_memory",
-        "persistent_workers",
-        "on_device",
-    )
+    # its loaders give each DDP rank its own shard: Lightning adds no distributed sampler
+    shards_itself = True
 
     def __init__(
         self,
@@ -49,9 +43,6 @@ class TensorDataModule(L.LightningDataModule, ABC):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        # every subclass's arguments and the class: checkpoints carry them to rebuild it
-        self.save_hyperparameters()
-        self.hparams["_target_"] = f"{type(self).__module__}.{type(self).__qualname__}"
         if batch_size < 1:
             raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size}")
         if loader not in ("memory", "torch"):
@@ -69,11 +60,6 @@ class TensorDataModule(L.LightningDataModule, ABC):
     def dataset(self, split: Split) -> Dataset:
         """The per-sample dataset behind the `torch` loader path."""
         return TensorDataset(*self.splits[split])
-
-    def preprocess(self, inputs: Tensor) -> Tensor:
-        """Raw inputs as the model takes them (images: normalised floats), applied once to the
-        loaded data and by `src/predict.py` to new inputs; unchanged by default."""
-        return inputs
 
     def batch_transform(self, split: Split) -> BatchTransform | None:
         """What the in-memory path applies to each batch of `split` (none by default)."""

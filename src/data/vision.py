@@ -38,7 +38,6 @@ class VisionDataModule(TensorDataModule):
     train_files: tuple[str, str]
     test_files: tuple[str, str]
     crop_padding = 4
-    serving_keys = (*TensorDataModule.serving_keys, "data_dir", "download")
 
     def __init__(
         self,

@@ -1,25 +1,160 @@
-"""Task modules (how to train) around networks (what to train).
+"""Training modules (how to train) around networks (what to train), built from a model config for
+the data's spec.
 
-A task's module lives in `src/models/<task>.py`: the data's task (`DataSpec.task`) picks it, or
-`model.module` names another one.
+The data's task (`DataSpec.task`) picks the `TaskModule` in `src/models/<task>.py`; `model.module`
+may name any other LightningModule instead. Either gets, by the names its `__init__` takes, the
+network built for the data (`net`), the optimizer and scheduler as factories (`optimizer`,
+`scheduler`), the data's `spec`, `input_shape`, `num_outputs` and `num_classes`, and the model
+config's other keys.
 """
 
+import inspect
+from collections.abc import Mapping, Sequence
 from importlib import import_module
 from importlib.util import find_spec
 from typing import Any
 
+import lightning as L
+import torch
+from torch import nn
+
 from src.data.spec import DataSpec
 from src.errors import ConfigError
-from src.models.task_module import TaskModule
-from src.slots import MODULE, target_class
+from src.models.task_module import LIGHTNING_SCHEDULER_KEYS, TaskModule
+from src.slots import (
+    KEYWORDS,
+    MODULE,
+    NETWORK,
+    OPTIMIZER,
+    SCHEDULER,
+    build,
+    checked_arguments,
+    factory,
+    parameters,
+    target_callable,
+)
+
+# the runtime options every model config has (configs/model/runtime/), and their defaults: a
+# module that does not take one is fine as long as it is left at its default
+RUNTIME_DEFAULTS = {"nonfinite_loss": "stop", "compile": False, "channels_last": False}
+BUILT = ("net", "optimizer", "scheduler")  # model config keys the module gets built
 
 
-def module_class(spec: DataSpec, module: str | None = None, where: str = "the config") -> type:
-    """The `TaskModule` subclass that trains for `spec`: `module` (a class path), or the one
-    defined in `src/models/<spec.task>.py`."""
-    return target_class(
-        {"_target_": module or task_module(spec.task)}, MODULE, where, "model.module"
-    )
+def build_model(
+    model: Mapping[str, Any],
+    spec: DataSpec,
+    trusted: Sequence[str],
+    where: str = "the config",
+    prefix: str = "model",
+) -> L.LightningModule:
+    """The training module of the model config `model` (plain values; keys shown as
+    `<prefix>.<key>` in errors about `where`) for data of `spec`, with everything it takes."""
+    cls = module_class(spec, model.get("module"), trusted, where, f"{prefix}.module")
+    built: dict[str, Any] = {}
+    if model.get("net"):
+        built["net"] = build_network(model["net"], spec, trusted, where, f"{prefix}.net")
+    if model.get("optimizer"):
+        optimizer = model["optimizer"]
+        key = f"{prefix}.optimizer"
+        built["optimizer"] = factory(optimizer, OPTIMIZER, trusted, where, key, ["params"])
+    if model.get("scheduler"):
+        config = dict(model["scheduler"])
+        options = {k: config.pop(k) for k in LIGHTNING_SCHEDULER_KEYS if k in config}
+        key = f"{prefix}.scheduler"
+        scheduler = factory(config, SCHEDULER, trusted, where, key, ["optimizer"])
+        built["scheduler"] = options | {"scheduler": scheduler}
+    names, _ = parameters(cls)
+    for name in built:
+        if name not in names:
+            raise ConfigError(
+                f"{where}: {prefix}.{name} is set, but {cls.__name__} takes no {name}; set "
+                f"{prefix}.{name}=null, or give {cls.__name__} a {name} argument"
+            )
+    data = {"spec": spec, "input_shape": spec.input_shape, "num_outputs": spec.num_outputs}
+    data["num_classes"] = spec.num_outputs
+    data = {name: value for name, value in data.items() if name in names}
+    options = {
+        key: value
+        for key, value in model.items()
+        if key not in ("module", *BUILT)
+        and (key in names or RUNTIME_DEFAULTS.get(key, object()) != value)
+    }
+    arguments = checked_arguments(cls, options, where, prefix, given=[*built, *data])
+    given = arguments.keys() | built.keys() | data.keys()
+    for name, parameter in required_parameters(cls).items():
+        if name not in given:
+            raise ConfigError(
+                f"{where}: {prefix}.{name} is not given; {cls.__name__} needs it"
+                + (f" ({parameter})" if parameter else "")
+            )
+    return cls(**arguments, **built, **data)
+
+
+def build_network(
+    config: Mapping[str, Any], spec: DataSpec, trusted: Sequence[str], where: str, key: str
+) -> nn.Module:
+    """The network of `config` for data of `spec`, given `input_shape` and `num_outputs` (or
+    `num_classes`) when it takes them by name, else `num_classes` through a function's
+    `**kwargs` (torchvision's model builders); checked to take a batch of the data's inputs."""
+    target = target_callable(config, NETWORK, trusted, where, key)
+    names, open_ended = parameters(target)
+    data: dict[str, Any] = {}
+    if "input_shape" in names:
+        data["input_shape"] = spec.input_shape
+    if "num_outputs" in names:
+        data["num_outputs"] = spec.num_outputs
+    elif "num_classes" in names or open_ended:
+        data["num_classes"] = spec.num_outputs
+    net = build(config, NETWORK, trusted, where, key, **data)
+    check_takes(net, spec, f"{key}._target_={config['_target_']}")
+    return net
+
+
+def check_takes(net: nn.Module, spec: DataSpec, name: str) -> None:
+    """`ConfigError` unless `net` maps a batch of zeros shaped and typed as the data's inputs to
+    one row of `spec.num_outputs` values per sample (one logit for two classes; for sequences, a
+    row per step): a network that cannot take the data stops at start-up, not in `forward`."""
+    training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            outputs = net(spec.example(2))
+    except Exception as error:  # whatever the network raises on inputs it cannot take
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(
+            f"{name} cannot take the data ({spec.describe()}): {reason}; choose a network "
+            f"for such data"
+        ) from None
+    finally:
+        net.train(training)
+    binary = spec.task == "classification" and spec.num_outputs == 2
+    widths = {spec.num_outputs, 1} if binary else {spec.num_outputs}  # one logit for 2 classes
+    shape = tuple(getattr(outputs, "shape", ()))
+    if not (len(shape) >= 2 and shape[0] == 2 and shape[-1] in widths):
+        raise ConfigError(
+            f"{name} gives outputs of shape {shape} for a batch of 2, but the data needs "
+            f"{spec.num_outputs} per sample ({spec.describe()}); give the network the data's "
+            f"number of outputs (num_outputs or num_classes)"
+        )
+
+
+def required_parameters(cls: type) -> dict[str, str]:
+    """The arguments `cls.__init__` needs that have no default, with their annotations."""
+    values = inspect.signature(cls.__init__).parameters.values()
+    return {
+        p.name: "" if p.annotation is p.empty else inspect.formatannotation(p.annotation)
+        for p in values
+        if p.name != "self" and p.default is p.empty and p.kind in KEYWORDS
+    }
+
+
+def module_class(
+    spec: DataSpec, module: str | None, trusted: Sequence[str], where: str, key: str
+) -> type[L.LightningModule]:
+    """The LightningModule that trains for `spec`: `module` (a class path), or the `TaskModule`
+    subclass defined in `src/models/<spec.task>.py`."""
+    config = {"_target_": module or task_module(spec.task)}
+    return target_callable(config, MODULE, trusted, where, key, setting=key)
 
 
 def task_module(task: str) -> str:
@@ -39,10 +174,3 @@ def task_module(task: str) -> str:
             f"subclass, or set model.module"
         )
     return found[0]
-
-
-def build_module(model: dict[str, Any], spec: DataSpec) -> TaskModule:
-    """The task module for `spec` (see `module_class`), training the network, optimizer and
-    scheduler of `model` as its runtime options say (`configs/model/runtime/`)."""
-    options = {k: v for k, v in model.items() if k != "module"}
-    return module_class(spec, model.get("module"))(spec=spec.to_dict(), **options)

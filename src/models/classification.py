@@ -1,5 +1,8 @@
 """Classification: cross-entropy over class logits, or binary cross-entropy over one logit."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
@@ -9,6 +12,17 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from src.models.plots import decision_boundary, image_grid
 from src.models.task_module import TaskModule
+
+
+class ConfusionMatrix(MulticlassConfusionMatrix):
+    """torchmetrics' confusion matrix, drawn with the classes' names when the data has them."""
+
+    def __init__(self, num_classes: int, classes: Sequence[str] = ()) -> None:
+        super().__init__(num_classes)
+        self.classes = list(classes) or None
+
+    def plot(self, *args: Any, **kwargs: Any) -> Any:
+        return super().plot(*args, **{"labels": self.classes, **kwargs})
 
 
 class ClassificationModule(TaskModule):
@@ -44,14 +58,17 @@ class ClassificationModule(TaskModule):
         return outputs.softmax(dim=-1)
 
     def prediction_columns(self, outputs: Tensor) -> tuple[list[str], list[list]]:
-        """The predicted class, then each class's probability."""
+        """The predicted class (its name, where the data names its classes), then each class's
+        probability."""
         probabilities = self.probabilities(outputs)
-        header = ["prediction", *(f"prob_{k}" for k in range(probabilities.shape[1]))]
-        rows = zip(self.predictions(outputs).tolist(), probabilities.tolist(), strict=True)
+        names = self.spec.classes or range(probabilities.shape[1])
+        header = ["prediction", *(f"prob_{name}" for name in names)]
+        labels = [names[k] for k in self.predictions(outputs).tolist()]
+        rows = zip(labels, probabilities.tolist(), strict=True)
         return header, [[label, *p] for label, p in rows]
 
     def figure_metrics(self) -> dict[str, Metric]:
-        return {"confusion_matrix": MulticlassConfusionMatrix(self.spec.num_outputs)}
+        return {"confusion_matrix": ConfusionMatrix(self.spec.num_outputs, self.spec.classes)}
 
     def figures(
         self, inputs: Tensor, predictions: Tensor, targets: Tensor, stage: str

@@ -1,6 +1,7 @@
 """The LightningModule every task shares: network, optimizer, scheduler, metrics, logging."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import lightning as L
@@ -8,31 +9,27 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from matplotlib.figure import Figure
 from torch import Tensor, nn
+from torch.optim import Optimizer
 from torchmetrics import Metric, MetricCollection
 
 from src.data.spec import DataSpec
 from src.errors import ConfigError, DivergedError
 from src.models.rng import rng_states, set_rng_states
 from src.models.stage_metrics import StageMetrics
-from src.slots import NETWORK, OPTIMIZER, SCHEDULER, build, class_and_arguments
 
 STAGES = ("train", "val", "test")
 LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor")
 
 
 class TaskModule(L.LightningModule, ABC):
-    """Trains the network described by `net` on data of `spec`.
-
-    Every argument is a plain config value (`_target_` dicts for the network, optimizer and
-    scheduler), saved as hyperparameters, so a checkpoint rebuilds its module on its own and
-    loads with `torch.load(weights_only=True)`.
+    """Trains `net` on data of `spec`.
 
     Args:
-        net: `_target_` config of a `Network`; `input_shape` and `num_outputs` come from `spec`.
-        spec: `DataSpec.to_dict()` of the data the network is built for.
-        optimizer: `_target_` config of a `torch.optim` optimizer, without `params`.
-        scheduler: optional `_target_` config of an LR scheduler, without `optimizer`; the keys
-            `interval`, `frequency` and `monitor` go to Lightning.
+        net: the network, built for the data (`src/models/__init__.py`: `build_model`).
+        spec: what the data yields.
+        optimizer: makes the optimizer from the parameters (`partial(torch.optim.Adam, lr=...)`).
+        scheduler: optional; Lightning's `lr_scheduler` config (`interval`, `frequency`,
+            `monitor`), its `scheduler` a function that makes the scheduler from the optimizer.
         nonfinite_loss: what a NaN or infinite training loss does: `stop` the run (an error
             naming the step, raised before the weights change) or `skip` the batch.
         compile: `torch.compile` the network (in place: checkpoints keep their plain keys).
@@ -40,9 +37,10 @@ class TaskModule(L.LightningModule, ABC):
             GPUs, with bf16).
 
     A task subclasses it with its loss, metrics and predictions, and may draw figures and name
-    prediction columns. Checkpoints also carry the random generators' states and the training
-    epoch's metrics so far, restored on resume, so a resumed run continues exactly as an
-    uninterrupted one (dropout masks, augmentation, epoch values).
+    prediction columns. Its hyperparameters are the plain options only (the engine records the
+    whole model config in each checkpoint); checkpoints also carry the random generators' states
+    and the training epoch's metrics so far, restored on resume, so a resumed run continues
+    exactly as an uninterrupted one (dropout masks, augmentation, epoch values).
     """
 
     # FLOPs of one training batch, for Lightning's ThroughputMonitor (MFU); set it if you know it
@@ -50,10 +48,10 @@ class TaskModule(L.LightningModule, ABC):
 
     def __init__(
         self,
-        net: dict[str, Any],
-        spec: dict[str, Any],
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any] | None = None,
+        net: nn.Module,
+        spec: DataSpec,
+        optimizer: Callable[..., Optimizer],
+        scheduler: Mapping[str, Any] | None = None,
         nonfinite_loss: Literal["stop", "skip"] = "stop",
         compile: bool = False,
         channels_last: bool = False,
@@ -63,16 +61,9 @@ class TaskModule(L.LightningModule, ABC):
             raise ConfigError(
                 f"model.nonfinite_loss must be 'stop' or 'skip', got {nonfinite_loss!r}"
             )
-        # the entry point logs the whole resolved config instead (src/run/trainer.py)
-        self.save_hyperparameters(logger=False)
-        self.spec = DataSpec.from_dict(spec)
-        # built when training starts; checked now
-        class_and_arguments(optimizer, OPTIMIZER, given=["params"])
-        if scheduler:
-            class_and_arguments(_scheduler_args(scheduler), SCHEDULER, given=["optimizer"])
-        self.net = build(
-            net, NETWORK, input_shape=self.spec.input_shape, num_outputs=self.spec.num_outputs
-        )
+        self.save_hyperparameters(ignore=["net", "spec", "optimizer", "scheduler"], logger=False)
+        self.net, self.spec = net, spec
+        self.make_optimizer, self.scheduler_config = optimizer, scheduler
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
         if compile:
@@ -81,7 +72,7 @@ class TaskModule(L.LightningModule, ABC):
         self.stage_metrics = nn.ModuleDict(
             {f"{stage}_metrics": StageMetrics(self.make_metrics(), f"{stage}/") for stage in STAGES}
         )
-        self.example_input_array = torch.zeros(1, *self.spec.input_shape)
+        self.example_input_array = spec.example()
 
     @abstractmethod
     def make_metrics(self) -> MetricCollection:
@@ -101,9 +92,7 @@ class TaskModule(L.LightningModule, ABC):
     def prediction_columns(self, outputs: Tensor) -> tuple[list[str], list[list]]:
         """The header and a row of values per sample, for a table of predictions: one column per
         predicted value by default."""
-        values = self.predictions(outputs).flatten(1).tolist()
-        width = len(values[0])
-        return (["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]), values
+        return value_columns(self.predictions(outputs))
 
     def figure_metrics(self) -> dict[str, Metric]:
         """Metrics over a whole stage that draw themselves (`plot`) for the figures callback,
@@ -118,31 +107,29 @@ class TaskModule(L.LightningModule, ABC):
         return {}
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.hparams.channels_last and x.dim() == 4:
+        if self.hparams.channels_last and x.dim() == 4 and x.is_floating_point():
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
-    def training_step(
-        self, batch: tuple[Tensor, Tensor], batch_idx: int
-    ) -> dict[str, Tensor] | None:
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor] | None:
         return self._step(batch, "train")
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         return self._step(batch, "val")
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+    def test_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         return self._step(batch, "test")
 
-    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        """The network's outputs on a batch of inputs (no targets)."""
-        return self(batch[0])
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """The network's outputs on a batch of inputs (alone, or with targets)."""
+        return self(self.spec.inputs(batch))
 
-    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> dict[str, Tensor] | None:
+    def _step(self, batch: Any, stage: str) -> dict[str, Tensor] | None:
         """Loss and predictions of one batch, kept for the stage's metrics; returns the loss and,
         for callbacks (figures), the predictions (None: a training batch skipped for its
         non-finite loss). Every `trainer.log_every_n_steps` training steps also logs
         `train/<name>_step`, over the steps since the last such log."""
-        inputs, targets = batch
+        inputs, targets = self.spec.split(batch)
         outputs = self(inputs)
         loss = self.loss(outputs, targets)
         if stage == "train" and not torch.isfinite(loss):
@@ -188,7 +175,6 @@ class TaskModule(L.LightningModule, ABC):
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["task_module"] = f"{type(self).__module__}.{type(self).__qualname__}"
         checkpoint["rng_states"] = rng_states()
         checkpoint["train_metric_states"] = self.stage_metrics["train_metrics"].states()
 
@@ -200,15 +186,17 @@ class TaskModule(L.LightningModule, ABC):
             self.stage_metrics["train_metrics"].load_states(checkpoint["train_metric_states"])
 
     def configure_optimizers(self) -> Any:
-        optimizer = build(self.hparams.optimizer, OPTIMIZER, params=self.parameters())
-        if not self.hparams.scheduler:
+        optimizer = self.make_optimizer(self.parameters())
+        if not self.scheduler_config:
             return optimizer
-        config = dict(self.hparams.scheduler)
-        lightning_config = {k: config[k] for k in LIGHTNING_SCHEDULER_KEYS if k in config}
-        scheduler = build(_scheduler_args(config), SCHEDULER, optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": lightning_config | {"scheduler": scheduler}}
+        scheduler = dict(self.scheduler_config)
+        scheduler["scheduler"] = scheduler["scheduler"](optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
-def _scheduler_args(config: dict[str, Any]) -> dict[str, Any]:
-    """A scheduler config without the keys that go to Lightning."""
-    return {k: v for k, v in config.items() if k not in LIGHTNING_SCHEDULER_KEYS}
+def value_columns(outputs: Tensor) -> tuple[list[str], list[list]]:
+    """The header and a row per sample of its output values, flattened: `prediction`, or
+    `prediction_<i>` for several."""
+    values = outputs.flatten(1).tolist()
+    width = len(values[0])
+    return (["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]), values

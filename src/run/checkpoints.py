@@ -2,29 +2,39 @@
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from src.checkpoint_files import CheckpointError, load_checkpoint
+from src.checkpoint_files import CheckpointError, built_from, load_checkpoint
 from src.errors import ConfigError
 from src.run.config import CONFIG_DIR
-from src.slots import RESERVED_KEYS, reserved_key
-
-if TYPE_CHECKING:
-    from src.data.tensor_datamodule import TensorDataModule
-    from src.models.task_module import TaskModule
+from src.slots import TRUST_SETTING, is_trusted, targets
 
 log = logging.getLogger(__name__)
 
 # what a run directory resumes from: the newest of these that loads
 RESUMABLE = ("last.ckpt", "on_exception.ckpt")
-# overrides `resume=` sets itself, replacing the saved ones
-RESUME_SETS = ("hydra.run.dir=", "ckpt_path=", "resume=", "rerun=", "logger.wandb.id=")
+# saved overrides `resume=` drops: those it sets itself, and the trust a file never extends (the
+# resume's own command line may give it again)
+RESUME_SETS = ("hydra.run.dir=", "ckpt_path=", "resume=", "rerun=", "logger.wandb.id=", "trusted=")
 # the override that gives a run from a saved config this project's Hydra settings
 FROM_SAVED_CONFIG = "+hydra=default"
+# data settings that say how batches are served, not which: what a resumed run may change
+SERVING_KEYS = (
+    "loader",
+    "num_workers",
+    "pin_memory",
+    "persistent_workers",
+    "on_device",
+    "data_dir",
+    "root",
+    "download",
+)
+# model settings of how the module runs, not what it trains: what a resumed run may change
+RUNTIME_OPTIONS = ("nonfinite_loss", "compile", "channels_last")
 
 
 def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
@@ -124,27 +134,24 @@ def check_checkpoint(path: Path) -> None:
         raise CheckpointError(path, "its weights hold NaN or infinite values")
 
 
-def check_resume_settings(
-    ckpt_path: str, module: "TaskModule", datamodule: "TensorDataModule", seed: int | None
-) -> None:
+def check_resume_settings(cfg: DictConfig, ckpt_path: str) -> None:
     """Raise `ConfigError` when this run's model or data settings differ from those the
     checkpoint was trained with: resuming restores its optimizer and scheduler states, the
     loader's position and the random states over them (or cannot load its weights into another
     network), so the new values would be ignored or break the run; `seed` is compared with the
-    data's (its random states come from the checkpoint). How batches are served
-    (`datamodule.serving_keys`) and the trainer's settings may change."""
-    from src.models.loading import module_hyperparameters
-
-    checkpoint = load_checkpoint(ckpt_path, mmap=True)
-    saved, now = module_hyperparameters(checkpoint, f"checkpoint {ckpt_path}"), module.hparams
-    pairs = {f"model.{k}": (now.get(k), saved.get(k)) for k in ("net", "optimizer", "scheduler")}
-    module_path = f"{type(module).__module__}.{type(module).__qualname__}"
-    pairs["model.module"] = module_path, checkpoint.get("task_module", module_path)
-    if saved_data := checkpoint.get("datamodule_hyper_parameters"):
-        ignored = {*datamodule.serving_keys, *({"_target_"} - saved_data.keys())}  # older ones
-        data = dict(datamodule.hparams), saved_data
-        pairs["data"] = tuple({k: v for k, v in d.items() if k not in ignored} for d in data)
-        pairs["seed"] = seed, saved_data.get("seed", seed)
+    data's (its random states come from the checkpoint). The model's runtime options, how batches
+    are served (`SERVING_KEYS`) and the trainer's settings may change."""
+    record = built_from(load_checkpoint(ckpt_path, mmap=True), f"checkpoint {ckpt_path}")
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    pairs = {
+        f"model.{key}": (model.get(key), record["model"].get(key))
+        for key in sorted(model.keys() | record["model"].keys())
+        if key not in RUNTIME_OPTIONS
+    }
+    if saved_data := record.get("data"):
+        data = OmegaConf.to_container(cfg.data, resolve=True), saved_data
+        pairs["data"] = tuple({k: v for k, v in d.items() if k not in SERVING_KEYS} for d in data)
+        pairs["seed"] = cfg.get("seed"), saved_data.get("seed", cfg.get("seed"))
     for key, (value, old) in pairs.items():
         if difference := _first_difference(key, _plain(value), _plain(old)):
             name, value, old = difference
@@ -240,8 +247,9 @@ def expand_run_arguments(argv: list[str]) -> list[str]:
     # a run that `rerun=` started continues from its own saved config, as it began
     source = from_saved_config(hydra_dir) if FROM_SAVED_CONFIG in kept else []
     kept = [o for o in kept if o != FROM_SAVED_CONFIG]
+    trusted = configured_trust(others)
     for override in kept:
-        check_saved_override(override, overrides_file)
+        check_saved_override(override, overrides_file, trusted)
     wandb_runs = sorted(run_dir.glob("wandb/*run-*"), key=lambda p: p.stat().st_mtime)
     wandb_id = [f"logger.wandb.id={wandb_runs[-1].name.rsplit('-', 1)[1]}"] if wandb_runs else []
     resume = [f"hydra.run.dir={run_dir}", "ckpt_path=last", *wandb_id]
@@ -267,10 +275,22 @@ def _is_option(group: Path, value: Any) -> bool:
     )
 
 
-def check_saved_override(text: str, source: Path) -> None:
-    """Raise `ConfigError` unless `text`, an override read from `source`, sets plain values: no
-    `_target_` (or another key that makes Hydra build something), no `hydra` setting, and for
-    a config group one of the project's own options in `configs/`."""
+def configured_trust(arguments: list[str]) -> list[str]:
+    """The `trusted` setting of a command with `arguments`: its own `trusted=[...]`, else that of
+    `configs/trusted.yaml`."""
+    parser = OverridesParser.create()
+    for argument in reversed(arguments):
+        if argument.startswith("trusted="):
+            value = parser.parse_override(argument).value()
+            return [str(v) for v in _as_list(value)]
+    return yaml.safe_load((CONFIG_DIR / "trusted.yaml").read_text())["trusted"]
+
+
+def check_saved_override(text: str, source: Path, trusted: list[str]) -> None:
+    """Raise `ConfigError` unless `text`, an override read from `source`, sets plain values or
+    names classes the configuration `trusted`: no `hydra` or `trusted` setting (a file never
+    changes either), no `_target_` from another module, and for a config group one of the
+    project's own options in `configs/`."""
     try:
         override = OverridesParser.create().parse_override(text)
         value = override.value()
@@ -278,15 +298,20 @@ def check_saved_override(text: str, source: Path) -> None:
         raise ConfigError(f"{source}: {text!r} is not an override ({error})") from None
     key = override.key_or_group
     group = CONFIG_DIR / key
+    named = targets(value, key) + ([(key, value)] if key.split(".")[-1] == "_target_" else [])
+    untrusted = [str(t) for _, t in named if not (isinstance(t, str) and is_trusted(t, trusted))]
+    fix = "a run's saved overrides only set values, so remove it from that file or start a new run"
     if key.split(".")[0].split("/")[0] == "hydra":
         problem = "sets Hydra itself"
-    elif any(part in RESERVED_KEYS for part in key.split(".")) or reserved_key(value, key):
-        problem = "would build an object"
+    elif key.split(".")[0] == "trusted":
+        problem = "sets what the configuration trusts, which a file never does"
+        fix = "give trusted=[...] on the command line instead, or remove it from that file"
+    elif untrusted:
+        module = untrusted[0].rpartition(".")[0] or untrusted[0]
+        problem = f"names {untrusted[0]}, from a module the configuration does not trust"
+        fix = f"to resume the run, add {module} to {TRUST_SETTING}, or remove it from that file"
     elif group.is_dir() and not all(_is_option(group, v) for v in _as_list(value)):
         problem = f"names no option of configs/{key}/"
     else:
         return
-    raise ConfigError(
-        f"{source}: the saved override {text!r} {problem}; a run's saved overrides only set "
-        f"values, so remove it from that file or start a new run"
-    )
+    raise ConfigError(f"{source}: the saved override {text!r} {problem}; {fix}")

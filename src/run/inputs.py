@@ -27,8 +27,9 @@ def read_inputs(path: Path, spec: DataSpec) -> tuple[Tensor, list[str]]:
     """The samples at `path` as one batch for a model of `spec`, and a name for each (the image's
     file name, or the array's row number).
 
-    Images come back as uint8 (N, C, H, W), for the datamodule's own normalisation; arrays as
-    float32 (N, *input_shape).
+    Images come back as uint8 (N, C, H, W), for the datamodule's own normalisation
+    (`model_inputs`); arrays as float32 (N, *input_shape), or int64 for integer inputs (token
+    ids), whose values must then be whole numbers.
     """
     wants_images = spec.kind == "image"
     if path.is_dir() != wants_images:
@@ -41,13 +42,34 @@ def read_inputs(path: Path, spec: DataSpec) -> tuple[Tensor, list[str]]:
     if wants_images:
         return read_images(path, spec.input_shape)
     samples = as_samples(read_array(path), spec.input_shape, path)
-    bad_rows = np.flatnonzero(~np.isfinite(samples.reshape(len(samples), -1)).all(axis=1))
-    if len(bad_rows):
-        raise ConfigError(
-            f"input={path}: row {bad_rows[0]} (counting from 0) holds NaN or infinite values; "
-            f"replace them with numbers or drop the row"
-        )
-    return torch.from_numpy(samples), [str(i) for i in range(len(samples))]
+    rows = samples.reshape(len(samples), -1)
+    integers = not spec.torch_dtype.is_floating_point
+    problems = {
+        "NaN or infinite values; replace them with numbers": ~np.isfinite(rows).all(axis=1),
+        f"values that are not whole numbers, but the model takes {spec.dtype} inputs; fix them": (
+            (rows != np.round(rows)).any(axis=1) if integers else np.zeros(len(rows), bool)
+        ),
+    }
+    for problem, bad in problems.items():
+        if bad.any():
+            raise ConfigError(
+                f"input={path}: row {np.flatnonzero(bad)[0]} (counting from 0) holds {problem} "
+                f"or drop the row"
+            )
+    values = samples.astype(np.int64 if integers else np.float32)
+    return torch.from_numpy(values), [str(i) for i in range(len(samples))]
+
+
+def model_inputs(inputs: Tensor, spec: DataSpec, datamodule: object) -> Tensor:
+    """New inputs as the model takes them, in the data's dtype: through the datamodule's
+    `preprocess(inputs)` when it has one (images: its normalisation), else images scaled to
+    [0, 1] as torchvision's `ToTensor` does, other inputs as they are."""
+    preprocess = getattr(datamodule, "preprocess", None)
+    if callable(preprocess):
+        inputs = preprocess(inputs)
+    elif spec.kind == "image":
+        inputs = inputs.float() / 255
+    return inputs.to(spec.torch_dtype)
 
 
 def read_images(folder: Path, shape: tuple[int, ...]) -> tuple[Tensor, list[str]]:
@@ -104,7 +126,7 @@ def read_array(path: Path) -> np.ndarray:
     array = read_npy(path) if path.suffix.lower() == ".npy" else read_csv(path)
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise ConfigError(f"input={path} holds {array.dtype} values; give real numbers")
-    return array.astype(np.float32)
+    return array.astype(np.float64)
 
 
 def read_npy(path: Path) -> np.ndarray:

@@ -1,5 +1,4 @@
-"""What the scripts that use a trained model share: its configs from the checkpoint, checks, safe
-writes."""
+"""What the scripts that use a trained model share: its configs from the checkpoint, checks."""
 
 from typing import TYPE_CHECKING
 
@@ -7,13 +6,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.checkpoint_files import load_checkpoint
+from src.checkpoint_files import RECORD, built_from, load_checkpoint
 from src.errors import ConfigError
-from src.slots import DATAMODULE, build
+from src.slots import DATAMODULE, build, target_callable
 
 if TYPE_CHECKING:
-    from src.data.tensor_datamodule import TensorDataModule
-    from src.models.task_module import TaskModule
+    import lightning as L
+
+    from src.data.spec import DataSpec
 
 
 def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...]) -> list[str]:
@@ -23,21 +23,20 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
 
     A section stays as composed when the command line picks its group (`data=mnist`,
     `model=cnn`): other data to evaluate on, or (for training) a choice `check_resume_settings`
-    then refuses when it differs. The checkpoint's configs are data: only the project's classes
-    are built from them (`src/slots.py`).
+    then refuses when it differs. The checkpoint's configs are data: they are checked to name
+    only classes the configuration trusts, of the right kind, with plain values, here, before
+    anything is built.
     """
-    from src.models.loading import datamodule_hyperparameters, module_hyperparameters
+    from src.models.loading import check_model_config, record_spec
 
-    checkpoint = load_checkpoint(ckpt_path, mmap=True)
     where = f"checkpoint {ckpt_path}"
-    trained = {}
-    if "model" in sections:
-        model = module_hyperparameters(checkpoint, where)
-        trained["model"] = {k: v for k, v in model.items() if k != "spec"}
-        trained["model"]["module"] = checkpoint.get("task_module")
-    carried = checkpoint.get("datamodule_hyper_parameters") or {}
-    if "data" in sections and "_target_" in carried:  # (older checkpoints carry no class)
-        trained["data"] = datamodule_hyperparameters(checkpoint, where)
+    record = built_from(load_checkpoint(ckpt_path, mmap=True), where)
+    trained = {section: record[section] for section in sections if record.get(section)}
+    if "model" in trained:
+        spec = record_spec(record, where)
+        check_model_config(trained["model"], spec, cfg.trusted, where, f"{RECORD}.model")
+    if "data" in trained:
+        target_callable(trained["data"], DATAMODULE, cfg.trusted, where, f"{RECORD}.data")
     overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
     taken = [section for section in trained if all(o.key_or_group != section for o in overrides)]
     for section in taken:
@@ -59,12 +58,28 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
     return taken
 
 
-def compatible_datamodule(cfg: DictConfig, module: "TaskModule") -> "TensorDataModule":
-    """The datamodule of `cfg.data`, or an error when it does not give what `module` takes."""
-    datamodule = build(cfg.data, DATAMODULE)
-    if datamodule.spec != module.spec:
+def compatible_datamodule(cfg: DictConfig, spec: "DataSpec") -> "L.LightningDataModule":
+    """The datamodule of `cfg.data`, or an error when it does not give data of `spec`, what the
+    checkpoint's model was trained on."""
+    from src.data.spec import spec_of
+
+    datamodule = build(cfg.data, DATAMODULE, cfg.trusted)
+    if (given := spec_of(datamodule)) != spec:
         raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} holds a model for {module.spec.describe()}, but the chosen "
-            f"data gives {datamodule.spec.describe()}; choose the data it was trained on"
+            f"ckpt_path={cfg.ckpt_path} holds a model for {spec.describe()}, but the chosen "
+            f"data gives {given.describe()}; choose the data it was trained on"
         )
     return datamodule
+
+
+def check_provides(cfg: DictConfig, module: "L.LightningModule", method: str, command: str) -> None:
+    """`ConfigError` when the checkpoint's module lacks `method`, which `command` needs."""
+    import lightning as L
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    if not is_overridden(method, module, parent=L.LightningModule):
+        name = type(module).__name__
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} holds a {name}, which has no {method}; {command} needs "
+            f"one: give {name} a {method}"
+        )

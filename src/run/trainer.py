@@ -149,19 +149,30 @@ def ctrl_c_stops_like_sigterm() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def build_trainer(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> L.Trainer:
+def build_trainer(
+    cfg: DictConfig,
+    datamodule: L.LightningDataModule | None = None,
+    record: dict[str, Any] | None = None,
+    callbacks: Sequence[L.Callback] = (),
+) -> L.Trainer:
     """The Trainer of `cfg.trainer` with every callback and logger configured (and `callbacks`),
-    writing its checkpoints atomically; `ConfigError` with Lightning's reason when it refuses
-    the trainer's settings."""
+    writing its checkpoints atomically with `record` (what the model and data were built from);
+    `ConfigError` with Lightning's reason when it refuses the trainer's settings.
+
+    Under DDP, Lightning gives each rank a shard of a standard `DataLoader` with its distributed
+    sampler, unless `datamodule` says its loaders shard themselves (`shards_itself`)."""
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = [*_instantiate_all(cfg.get("callbacks")), *callbacks]
     if not loggers:  # the LR monitor refuses to start without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO()]
+    plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO(record)]
+    sharding = (
+        {"use_distributed_sampler": False} if getattr(datamodule, "shards_itself", False) else {}
+    )
     relaunch_ddp_ranks_as_this_job()  # DDP ranks Lightning starts run this job, not the sweep
     try:
         return instantiate(
-            cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins
+            cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins, **sharding
         )
     except InstantiationException as error:
         if not isinstance(error.__cause__, MisconfigurationException | ValueError):
