@@ -84,7 +84,9 @@ def test_ddp_ranks_get_disjoint_shards_that_cover_the_data() -> None:
     served = []
     for rank in (0, 1):
         datamodule = PointsDataModule(num_samples=200, batch_size=16)
-        datamodule.trainer = SimpleNamespace(global_rank=rank, world_size=2, strategy=None)
+        datamodule.trainer = SimpleNamespace(
+            global_rank=rank, world_size=2, strategy=None, current_epoch=0
+        )
         datamodule.on_device = False
         datamodule.setup()
         served += [tuple(row.tolist()) for x, _ in datamodule.train_dataloader() for row in x]

@@ -446,3 +446,22 @@ def test_a_warm_start_takes_the_checkpoints_model_and_data(make_cfg, tmp_path) -
         with pytest.raises(ConfigError, match="nothing left to train, the checkpoint has done"):
             run = [f"ckpt_path={ended}", *quiet, "trainer.max_epochs=1"]
             train(compose_run(run, tmp_path / f"after_{ended.name}"))
+
+
+def test_a_standard_loader_with_workers_resumes_mid_epoch_exactly(
+    uninterrupted_run, tmp_path
+) -> None:
+    """`data.loader=torch` (torchdata's StatefulDataLoader, 2 workers), killed mid-epoch and
+    resumed, trains on the batches of the in-memory path: the same weights and history."""
+    run_dir = tmp_path / "run"
+    kill = "+callbacks.kill={_target_: tests.crashes.KillAt, step: 70}"
+    loader = ["data.loader=torch", "data.num_workers=2"]
+    killed = run_script("train", *RUN, *loader, f"hydra.run.dir={run_dir}", kill)
+    assert killed.returncode == -signal.SIGKILL
+    assert last_checkpoint(run_dir)["global_step"] == 70
+    overrides = run_dir / ".hydra" / "overrides.yaml"  # the kill is not part of the run
+    overrides.write_text(yaml.safe_dump(yaml.safe_load(overrides.read_text())[:-1]))
+    resumed = run_script("train", f"resume={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert max_difference(final_weights(run_dir), final_weights(uninterrupted_run)) == 0
+    assert csv_history(run_dir) == csv_history(uninterrupted_run)

@@ -91,17 +91,42 @@ class LastCheckpoint(Checkpoint):
     epoch or after its validation, it would skip that epoch's end and the next one's start. The
     loggers flush before each save, so what was logged up to a checkpoint is on disk with it.
     Fitting without `ckpt_path` never resumes from these files on its own.
+
+    A training loader that cannot save its place in an epoch (no `state_dict`: a plain
+    `DataLoader`) would replay or skip batches when resumed mid-epoch; with one, checkpoints are
+    taken only at epoch ends (and a resume restarts the epoch it stopped in), as said once when
+    training starts.
     """
 
     def __init__(self, dirpath: str | Path, every_n_train_steps: int = 100) -> None:
         self.dirpath, self.every_n_train_steps = Path(dirpath), every_n_train_steps
         self._saved_step: int | None = None
+        self.mid_epoch = True  # whether to checkpoint within an epoch
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loaders = trainer.train_dataloader
+        if isinstance(loaders, Mapping):
+            loaders = list(loaders.values())
+        loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
+        self.mid_epoch = all(
+            callable(getattr(loader, "state_dict", None))
+            and callable(getattr(loader, "load_state_dict", None))
+            for loader in loaders
+        )
+        if not self.mid_epoch:
+            kinds = ", ".join(sorted({type(loader).__name__ for loader in loaders}))
+            rank_zero_warn(
+                f"data: {type(trainer.datamodule).__name__}'s training loader ({kinds}) cannot "
+                f"save its place in an epoch, so checkpoints are taken at epoch ends only and a "
+                f"resume restarts the epoch it stopped in; for exact resume mid-epoch, return "
+                f"torchdata's StatefulDataLoader"
+            )
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, index: int
     ) -> None:
         every, last_of_epoch = self.every_n_train_steps, index + 1 >= trainer.num_training_batches
-        if every and trainer.global_step % every == 0 and not last_of_epoch:
+        if self.mid_epoch and every and trainer.global_step % every == 0 and not last_of_epoch:
             self._save_last(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -115,7 +140,7 @@ class LastCheckpoint(Checkpoint):
     ) -> None:
         if isinstance(exception, KeyboardInterrupt):
             return
-        if trainer.state.fn == TrainerFn.FITTING and trainer.global_step > 0:
+        if trainer.state.fn == TrainerFn.FITTING and trainer.global_step > 0 and self.mid_epoch:
             try:
                 trainer.save_checkpoint(self.dirpath / "on_exception.ckpt", weights_only=False)
             except OSError as error:  # a full disk: the run's own error matters more

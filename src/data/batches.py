@@ -22,7 +22,9 @@ class EpochBatchSampler(Sampler[Tensor]):
     same number of steps. Only a last global batch smaller than `world_size` is dropped (it cannot
     give every rank a sample), and with `drop_last` any incomplete last global batch.
 
-    Lightning calls `set_epoch` at the start of each training epoch (through `.sampler`).
+    Lightning calls `set_epoch` at the start of each training epoch (through `.sampler`). It also
+    seeds `generator` from `(seed, epoch)`: a standard loader given it draws its workers' seeds
+    from there rather than from the global generator, the same after a resume.
     """
 
     def __init__(
@@ -41,7 +43,8 @@ class EpochBatchSampler(Sampler[Tensor]):
         self.num_samples, self.batch_size = num_samples, batch_size
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
+        self.generator = torch.Generator()
+        self.set_epoch(0)
 
     @property
     def sampler(self) -> "EpochBatchSampler":
@@ -50,6 +53,7 @@ class EpochBatchSampler(Sampler[Tensor]):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self.generator.manual_seed(self.seed + epoch)
 
     def __iter__(self) -> Iterator[Tensor]:
         if self.shuffle:

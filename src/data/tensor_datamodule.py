@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from src.data.batches import EpochBatchSampler, InMemoryLoader
 from src.data.spec import DataSpec
+from src.data.stateful import stateful_loader
 from src.errors import ConfigError
 
 Split = Literal["train", "val", "test"]
@@ -22,9 +23,10 @@ class TensorDataModule(L.LightningDataModule, ABC):
     """Serves `train`/`val`/`test` splits of (inputs, targets) tensors.
 
     A subclass names its `spec` and fills `self.splits` in `setup`. Batches come from the
-    in-memory loader (`loader="memory"`, the fast default) or a standard `DataLoader` over
-    `self.dataset(split)` (`loader="torch"`, with workers and pinned memory); both draw the same
-    index batches from an `EpochBatchSampler`, sharded across ranks under DDP. With `on_device`,
+    in-memory loader (`loader="memory"`, the fast default) or a standard loader over
+    `self.dataset(split)` (`loader="torch"`: torchdata's `StatefulDataLoader`, with workers and
+    pinned memory); both draw the same index batches from an `EpochBatchSampler`, sharded across
+    ranks under DDP, and both resume mid-epoch exactly. With `on_device`,
     the in-memory tensors move to the training device (a GPU) when they fit there, and
     `batch_transform` (augmentation) runs on whole batches on that device.
     """
@@ -86,12 +88,15 @@ class TensorDataModule(L.LightningDataModule, ABC):
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
         )
+        if trainer:  # a resumed run's epoch: Lightning starts its loader before it sets the epoch
+            sampler.set_epoch(trainer.current_epoch)
         if self.loader == "memory":
             tensors = self._move_to_device(self.splits[split])
             return InMemoryLoader(tensors, sampler, self.batch_transform(split))
-        return DataLoader(
+        return stateful_loader(
             self.dataset(split),
             batch_sampler=sampler,
+            generator=sampler.generator,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
