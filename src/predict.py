@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from src.errors import ConfigError
 from src.run.checkpoints import resolve_checkpoint
-from src.run.config import check_given, check_group_choices, validate
+from src.run.config import check_given, check_group_choices, fresh_targets, validate
 from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 from src.run.serving import check_provides, compatible_datamodule, use_trained_config
@@ -103,5 +103,6 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     skip_collection_at_exit()
+    sys.argv = fresh_targets(sys.argv)
     check_group_choices(sys.argv)
     main()

@@ -80,18 +80,23 @@ MODULE = Slot(
 )
 
 
+def at(where: str | None) -> str:
+    """The start of an error about something read from `where` (a file), or from the config."""
+    return f"{where}: " if where else ""
+
+
 def is_trusted(target: str, trusted: Sequence[str]) -> bool:
     """Whether the dotted path `target` lies in one of the `trusted` modules (or is one of them)."""
     return any(target == entry or target.startswith(f"{entry}.") for entry in trusted)
 
 
-def check_trusted(target: str, trusted: Sequence[str], where: str, setting: str) -> None:
+def check_trusted(target: str, trusted: Sequence[str], where: str | None, setting: str) -> None:
     """`ConfigError` naming the setting that would allow `target` (named by `setting` of
     `where`), unless it is trusted."""
     if not is_trusted(target, trusted):
         module = target.rpartition(".")[0] or target
         raise ConfigError(
-            f"{where}: {setting}={target} is not in a module the configuration trusts "
+            f"{at(where)}{setting}={target} is not in a module the configuration trusts "
             f"({', '.join(trusted)}); to build it, add {module} to {TRUST_SETTING}"
         )
 
@@ -100,7 +105,7 @@ def target_callable(
     config: Mapping[str, Any] | DictConfig,
     slot: Slot,
     trusted: Sequence[str],
-    where: str = "the config",
+    where: str | None = None,
     key: str | None = None,
     setting: str | None = None,
 ) -> Callable:
@@ -114,12 +119,12 @@ def target_callable(
     setting = setting or f"{key}._target_"
     target = config.get("_target_")
     if not isinstance(target, str) or not target:
-        raise ConfigError(f"{where}: {setting} is not given; name {slot.instead}")
+        raise ConfigError(f"{at(where)}{setting} is not given; name {slot.instead}")
     check_trusted(target, trusted, where, setting)
     for name, value in config.items():
         if name != "_target_" and (path := reserved_key(value, f"{key}.{name}")):
             raise ConfigError(
-                f"{where}: {path} would build an object inside {key}; the arguments of "
+                f"{at(where)}{path} would build an object inside {key}; the arguments of "
                 f"{slot.what} are plain values"
             )
     module, _, name = target.rpartition(".")
@@ -127,21 +132,21 @@ def target_callable(
         found = getattr(import_module(module), name)
     except (ImportError, AttributeError, ValueError) as error:
         raise ConfigError(
-            f"{where}: {setting}={target} cannot be imported ({error}); name {slot.instead}"
+            f"{at(where)}{setting}={target} cannot be imported ({error}); name {slot.instead}"
         ) from None
     is_class = isinstance(found, type)
     if (is_class and issubclass(found, slot.base_class())) or (
         slot.functions and not is_class and inspect.isroutine(found)
     ):
         return found
-    raise ConfigError(f"{where}: {setting}={target} is not {slot.what}; name {slot.instead}")
+    raise ConfigError(f"{at(where)}{setting}={target} is not {slot.what}; name {slot.instead}")
 
 
 def build(
     config: Mapping[str, Any] | DictConfig,
     slot: Slot,
     trusted: Sequence[str],
-    where: str = "the config",
+    where: str | None = None,
     key: str | None = None,
     **given: Any,
 ) -> Any:
@@ -151,7 +156,7 @@ def build(
     built = target(**arguments, **given)
     if not isinstance(built, slot.base_class()):
         raise ConfigError(
-            f"{where}: {key or slot.key}._target_={config['_target_']} returned a "
+            f"{at(where)}{key or slot.key}._target_={config['_target_']} returned a "
             f"{type(built).__name__}, not {slot.what}; name {slot.instead}"
         )
     return built
@@ -161,7 +166,7 @@ def factory(
     config: Mapping[str, Any] | DictConfig,
     slot: Slot,
     trusted: Sequence[str],
-    where: str = "the config",
+    where: str | None = None,
     key: str | None = None,
     later: Collection[str] = (),
 ) -> partial:
@@ -175,7 +180,7 @@ def class_and_arguments(
     config: Mapping[str, Any] | DictConfig,
     slot: Slot,
     trusted: Sequence[str],
-    where: str = "the config",
+    where: str | None = None,
     key: str | None = None,
     given: Collection[str] = (),
 ) -> tuple[Callable, dict[str, Any]]:
@@ -185,7 +190,14 @@ def class_and_arguments(
         config = OmegaConf.to_container(config, resolve=True)
     target = target_callable(config, slot, trusted, where, key)
     arguments = {k: v for k, v in config.items() if k != "_target_"}
-    return target, checked_arguments(target, arguments, where, key or slot.key, given)
+    checked = checked_arguments(target, arguments, where, key or slot.key, given)
+    for name, annotation in required_parameters(target).items():
+        if name not in checked and name not in given:
+            raise ConfigError(
+                f"{at(where)}{key or slot.key}.{name} is not given; {target.__name__} needs it"
+                + (f" ({annotation})" if annotation else "")
+            )
+    return target, checked
 
 
 def parameters(target: Callable) -> tuple[dict[str, Any], bool]:
@@ -213,7 +225,7 @@ def parameters(target: Callable) -> tuple[dict[str, Any], bool]:
 def checked_arguments(
     target: Callable,
     arguments: Mapping[str, Any],
-    where: str,
+    where: str | None,
     key: str,
     given: Collection[str] = (),
 ) -> dict[str, Any]:
@@ -225,9 +237,14 @@ def checked_arguments(
     settable = [name for name in types if name not in given]
     checked = {}
     for name, value in arguments.items():
-        if name not in settable and not (open_ended and name not in given):
+        if name in given:
             raise ConfigError(
-                f"{where}: {key}.{name} is not an argument of {target.__name__} that a config "
+                f"{at(where)}{key}.{name} is given by the template (from the data, or once "
+                f"built); remove it from the config"
+            )
+        if name not in settable and not open_ended:
+            raise ConfigError(
+                f"{at(where)}{key}.{name} is not an argument of {target.__name__} that a config "
                 f"sets; it takes {', '.join(settable) or 'none'}"
             )
         try:
@@ -236,11 +253,22 @@ def checked_arguments(
         except ValidationError as error:
             declared = inspect.formatannotation(types.get(name, Any))
             raise ConfigError(
-                f"{where}: {key}.{name}={value!r} is invalid: {error.errors()[0]['msg'].lower()} "
+                f"{at(where)}{key}.{name}={value!r} is invalid: {error.errors()[0]['msg'].lower()} "
                 f"({target.__name__} takes {declared}); fix it in the config or on the command "
                 f"line ({key}.{name}=...)"
             ) from None
     return checked
+
+
+def required_parameters(target: Callable) -> dict[str, str]:
+    """The keyword arguments `target` (a class's `__init__`, or a function) needs, that is those
+    without a default, with their annotations ("" where there is none)."""
+    signature = inspect.signature(target.__init__ if isinstance(target, type) else target)
+    return {
+        p.name: "" if p.annotation is p.empty else inspect.formatannotation(p.annotation)
+        for p in signature.parameters.values()
+        if p.name != "self" and p.default is p.empty and p.kind in KEYWORDS
+    }
 
 
 def reserved_key(value: Any, path: str) -> str | None:

@@ -24,7 +24,7 @@ from src.run.checkpoints import (
     nothing_left_to_train,
     resolve_checkpoint,
 )
-from src.run.config import check_given, check_group_choices, validate
+from src.run.config import check_given, check_group_choices, fresh_targets, validate
 from src.run.launch import requeued_checkpoint, skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 from src.run.serving import use_trained_config
@@ -168,5 +168,6 @@ if __name__ == "__main__":
         sys.argv = expand_run_arguments(sys.argv)
     except ConfigError as error:
         raise SystemExit(str(error)) from None
+    sys.argv = fresh_targets(sys.argv)
     check_group_choices(sys.argv)
     main()

@@ -20,6 +20,7 @@ import pytest
 from filelock import FileLock
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
+from PIL import Image
 
 from src.run.checkpoints import configured_trust
 from src.run.config import CONFIG_DIR, PROJECT_ROOT, compose_run
@@ -182,6 +183,30 @@ def write_cifar(root: Path, per_batch: int = 20) -> dict[str, str]:
     ]
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": names}))
     return {path.name: hashlib.md5(path.read_bytes()).hexdigest() for path in folder.iterdir()}
+
+
+def write_image_folder(
+    root: Path,
+    splits: dict[str, int] | None = None,
+    classes: tuple[str, ...] = ("cat", "dog"),
+    size: tuple[int, int] = (20, 24),
+) -> Path:
+    """PNG images in class subfolders, as torchvision's `ImageFolder` reads them:
+    `<root>/<split>/<class>/<n>.png` for each split and its images per class (default: train 12,
+    val 4), or `<root>/<class>/<n>.png` for the split "". Each class has its own colour, with
+    noise, and each image its own size around `size`, so that resizing matters."""
+    rng = np.random.default_rng(0)
+    for split, count in (splits or {"train": 12, "val": 4}).items():
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            colour = np.array([220, 40, 40]) if label % 2 == 0 else np.array([40, 40, 220])
+            colour = np.roll(colour, label // 2)
+            for n in range(count):
+                height, width = size[0] + n % 3, size[1] - n % 2
+                pixels = rng.normal(colour, 40, (height, width, 3)).clip(0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{n}.png")
+    return root
 
 
 @pytest.fixture

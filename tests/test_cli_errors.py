@@ -74,7 +74,7 @@ CASES = {
     ),
     "argument set from the data": (
         ["+model.net.num_outputs=3"],
-        "model.net.num_outputs is not an argument of MLP that a config sets; it takes hidden_sizes",
+        "model.net.num_outputs is given by the template (from the data, or once built); remove it",
         True,
     ),
     "scheduler argument": (

@@ -204,7 +204,7 @@ def test_wandb_offline_run_holds_the_metrics_and_config(logged_run: Path) -> Non
     summary = wandb_values(records, "summary")
     assert summary["test/acc"] == pytest.approx(read_metrics(logged_run)["test/acc"])
     config = wandb_values(records, "config")
-    assert config["model"]["optimizer"]["lr"] == 0.01 and config["seed"] == 0
+    assert config["model"]["optimizer"]["lr"] == 0.001 and config["seed"] == 0
     assert len(config["git_commit"]) == 40 and "git_dirty" in config
     assert exit_codes(records) == [0]
 
@@ -252,7 +252,7 @@ def test_mlflow_run_holds_params_metrics_and_pictures(make_cfg, tmp_path: Path) 
     metrics = train(cfg)
     client = MlflowClient(tracking_uri=f"sqlite:///{logs}/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("train").experiment_id])
-    assert run.data.params["model/optimizer/lr"] == "0.01"
+    assert run.data.params["model/optimizer/lr"] == "0.001"
     assert run.data.params["git_commit"]
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
     history = client.get_metric_history(run.info.run_id, "val/loss")

@@ -37,7 +37,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("predict_runs")
     return {
         "mnist": trained_run(root / "mnist", "model=cnn", *mnist_data(write_mnist(root / "data"))),
-        "points": trained_run(root / "points"),
+        "points": trained_run(root / "points", "model.optimizer.lr=0.01"),
         "sine": trained_run(root / "sine", "data=sine", "model=rnn", "data.num_samples=100"),
     }
 

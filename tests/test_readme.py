@@ -5,6 +5,7 @@ import re
 from hydra.utils import get_class, instantiate
 
 from src.run.config import PROJECT_ROOT
+from tests.conftest import write_image_folder
 from tests.test_configs import options
 
 
@@ -20,8 +21,13 @@ def readme_table() -> dict[tuple[str, str], bool]:
     }
 
 
-def test_readme_compatibility_table_matches_the_code(make_cfg) -> None:
-    specs = {data: instantiate(make_cfg(f"data={data}").data).spec for data in options("data")}
+def test_readme_compatibility_table_matches_the_code(make_cfg, tmp_path) -> None:
+    folder = write_image_folder(tmp_path / "images", classes=("bird", "cat", "dog"))
+    needs = {"image_folder": [f"data.root={folder}"]}
+    specs = {
+        data: instantiate(make_cfg(f"data={data}", *needs.get(data, [])).data).spec
+        for data in options("data")
+    }
     networks = {m: get_class(make_cfg(f"model={m}").model.net._target_) for m in options("model")}
     actual = {
         (data, model): network.incompatibility(spec) is None

@@ -321,7 +321,7 @@ def test_last_checkpoint_holds_the_end_of_fitting_whatever_ended_it(
 
 
 CHANGED = {  # what resuming would restore over the new value, or fail on
-    "model.optimizer.lr=0.5": "model.optimizer.lr=0.5 differs from 0.01",
+    "model.optimizer.lr=0.5": "model.optimizer.lr=0.5 differs from 0.001",
     "model/optimizer=sgd": "model.optimizer._target_=torch.optim.SGD differs from torch.optim.Adam",
     "model/scheduler=cosine": "model.scheduler.T_max=11 differs from None",
     "model.net.hidden_sizes=[16]": "model.net.hidden_sizes=[16] differs from [10]",
@@ -394,7 +394,7 @@ def test_a_refused_resume_leaves_the_run_as_it_was(default_run, tmp_path) -> Non
     run_dir = copied_run(default_run, tmp_path)
     before = records(run_dir)
     refusals = {  # a changed setting; trainer.max_epochs below, and at, the epochs done
-        ("model.optimizer.lr=0.5", "trainer.max_epochs=11"): "lr=0.5 differs from 0.01",
+        ("model.optimizer.lr=0.5", "trainer.max_epochs=11"): "lr=0.5 differs from 0.001",
         ("trainer.max_epochs=3",): "nothing left to train",
         (): "nothing left to train",
     }
@@ -416,6 +416,7 @@ GO_ON = {
 @pytest.mark.parametrize("stop", GO_ON)
 def test_a_finished_run_has_nothing_left_to_train_until_told(make_cfg, tmp_path, stop) -> None:
     quiet = ["test=false", "extras.print_config=false", "callbacks.rich_progress_bar=null"]
+    quiet.append("model.optimizer.lr=0.01")  # converges, and early stopping stops it, in 20 epochs
     train(compose_run([stop, "trainer.max_epochs=20", *quiet], tmp_path / "first"))
     steps = last_checkpoint(tmp_path / "first")["global_step"]
     again = [f"ckpt_path={tmp_path / 'first'}", stop, "trainer.max_epochs=20", *quiet]

@@ -4,6 +4,7 @@ batch transforms."""
 import contextlib
 import io
 from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -87,10 +88,9 @@ class VisionDataModule(TensorDataModule):
         self.splits["test"] = (self.preprocess(test_images), test_labels)
 
     def preprocess(self, inputs: Tensor) -> Tensor:
-        """uint8 images (N, C, H, W) -> float32, scaled to [0, 1] and normalised per channel."""
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (inputs.float() / 255 - mean) / std
+        """uint8 images (N, C, H, W) -> normalised float32, once when loaded, and new inputs to
+        predict."""
+        return normalise(inputs, self.mean, self.std)
 
     def batch_transform(self, split: Split) -> BatchTransform | None:
         if not (self.augment and split == "train"):
@@ -151,6 +151,13 @@ class VisionDataModule(TensorDataModule):
                 f"{name} is missing or corrupt under data.data_dir={self.data_dir} ({how}); put "
                 f"{self.files} there, or {fix}"
             ) from None
+
+
+def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """uint8 images (N, C, H, W) -> float32, scaled to [0, 1] and normalised per channel."""
+    mean_ = torch.tensor(mean).view(1, -1, 1, 1)
+    std_ = torch.tensor(std).view(1, -1, 1, 1)
+    return (images.float() / 255 - mean_) / std_
 
 
 def random_crop_and_flip(images: Tensor, padding: int) -> Tensor:

@@ -8,7 +8,6 @@ network built for the data (`net`), the optimizer and scheduler as factories (`o
 config's other keys.
 """
 
-import inspect
 from collections.abc import Mapping, Sequence
 from importlib import import_module
 from importlib.util import find_spec
@@ -22,15 +21,16 @@ from src.data.spec import DataSpec
 from src.errors import ConfigError
 from src.models.task_module import LIGHTNING_SCHEDULER_KEYS, TaskModule
 from src.slots import (
-    KEYWORDS,
     MODULE,
     NETWORK,
     OPTIMIZER,
     SCHEDULER,
+    at,
     build,
     checked_arguments,
     factory,
     parameters,
+    required_parameters,
     target_callable,
 )
 
@@ -44,7 +44,7 @@ def build_model(
     model: Mapping[str, Any],
     spec: DataSpec,
     trusted: Sequence[str],
-    where: str = "the config",
+    where: str | None = None,
     prefix: str = "model",
 ) -> L.LightningModule:
     """The training module of the model config `model` (plain values; keys shown as
@@ -67,7 +67,7 @@ def build_model(
     for name in built:
         if name not in names:
             raise ConfigError(
-                f"{where}: {prefix}.{name} is set, but {cls.__name__} takes no {name}; set "
+                f"{at(where)}{prefix}.{name} is set, but {cls.__name__} takes no {name}; set "
                 f"{prefix}.{name}=null, or give {cls.__name__} a {name} argument"
             )
     data = {"spec": spec, "input_shape": spec.input_shape, "num_outputs": spec.num_outputs}
@@ -84,14 +84,14 @@ def build_model(
     for name, parameter in required_parameters(cls).items():
         if name not in given:
             raise ConfigError(
-                f"{where}: {prefix}.{name} is not given; {cls.__name__} needs it"
+                f"{at(where)}{prefix}.{name} is not given; {cls.__name__} needs it"
                 + (f" ({parameter})" if parameter else "")
             )
     return cls(**arguments, **built, **data)
 
 
 def build_network(
-    config: Mapping[str, Any], spec: DataSpec, trusted: Sequence[str], where: str, key: str
+    config: Mapping[str, Any], spec: DataSpec, trusted: Sequence[str], where: str | None, key: str
 ) -> nn.Module:
     """The network of `config` for data of `spec`, given `input_shape` and `num_outputs` (or
     `num_classes`) when it takes them by name, else `num_classes` through a function's
@@ -138,18 +138,8 @@ def check_takes(net: nn.Module, spec: DataSpec, name: str) -> None:
         )
 
 
-def required_parameters(cls: type) -> dict[str, str]:
-    """The arguments `cls.__init__` needs that have no default, with their annotations."""
-    values = inspect.signature(cls.__init__).parameters.values()
-    return {
-        p.name: "" if p.annotation is p.empty else inspect.formatannotation(p.annotation)
-        for p in values
-        if p.name != "self" and p.default is p.empty and p.kind in KEYWORDS
-    }
-
-
 def module_class(
-    spec: DataSpec, module: str | None, trusted: Sequence[str], where: str, key: str
+    spec: DataSpec, module: str | None, trusted: Sequence[str], where: str | None, key: str
 ) -> type[L.LightningModule]:
     """The LightningModule that trains for `spec`: `module` (a class path), or the `TaskModule`
     subclass defined in `src/models/<spec.task>.py`."""

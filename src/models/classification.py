@@ -83,5 +83,6 @@ class ClassificationModule(TaskModule):
             return {"decision_boundary": decision_boundary(regions, inputs, targets, title)}
         if self.spec.kind == "image":
             n = self.grid_size
-            return {"predictions": image_grid(inputs[:n], predictions[:n], targets[:n])}
+            grid = image_grid(inputs[:n], predictions[:n], targets[:n], self.spec.classes)
+            return {"predictions": grid}
         return {}

@@ -12,7 +12,7 @@ from src.data.spec import DataSpec
 from src.errors import ConfigError
 from src.models import build_model, module_class
 from src.models.task_module import LIGHTNING_SCHEDULER_KEYS
-from src.slots import NETWORK, OPTIMIZER, SCHEDULER, target_callable
+from src.slots import NETWORK, OPTIMIZER, SCHEDULER, at, target_callable
 
 
 def load_module(
@@ -35,11 +35,11 @@ def record_spec(record: Mapping[str, Any], where: str) -> DataSpec:
     try:
         return DataSpec.from_dict(record["spec"])
     except (KeyError, IndexError, TypeError, ValueError) as error:
-        raise ConfigError(f"{where}: {RECORD}.spec is not a data spec ({error!r})") from None
+        raise ConfigError(f"{at(where)}{RECORD}.spec is not a data spec ({error!r})") from None
 
 
 def check_model_config(
-    model: Mapping[str, Any], spec: DataSpec, trusted: Sequence[str], where: str, prefix: str
+    model: Mapping[str, Any], spec: DataSpec, trusted: Sequence[str], where: str | None, prefix: str
 ) -> None:
     """`ConfigError` naming `where` and the key when a model config (read from a file) names a
     class the configuration does not trust, or one of the wrong kind, or gives one an object
@@ -48,6 +48,6 @@ def check_model_config(
     for name, slot in (("net", NETWORK), ("optimizer", OPTIMIZER), ("scheduler", SCHEDULER)):
         if config := model.get(name):
             if not isinstance(config, dict):
-                raise ConfigError(f"{where}: {prefix}.{name} is not a config")
+                raise ConfigError(f"{at(where)}{prefix}.{name} is not a config")
             config = {k: v for k, v in config.items() if k not in LIGHTNING_SCHEDULER_KEYS}
             target_callable(config, slot, trusted, where, f"{prefix}.{name}")

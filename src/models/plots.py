@@ -1,6 +1,6 @@
 """The pictures the task modules draw with matplotlib (files only, no display)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import matplotlib
 
@@ -13,8 +13,15 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 
-def image_grid(images: Tensor, predicted: Tensor, true: Tensor, columns: int = 8) -> Figure:
-    """Images tiled in one picture, each under its predicted and true label (red when wrong).
+def image_grid(
+    images: Tensor,
+    predicted: Tensor,
+    true: Tensor,
+    classes: Sequence[str] = (),
+    columns: int = 8,
+) -> Figure:
+    """Images tiled in one picture, each under its predicted and true label (red when wrong), by
+    name when `classes` names them.
 
     One image drawn once, the labels as text: a grid of subplots would cost a second or more.
     """
@@ -30,7 +37,8 @@ def image_grid(images: Tensor, predicted: Tensor, true: Tensor, columns: int = 8
         row, column = divmod(index, columns)
         x, y = pad + column * (width + pad) + width / 2, pad + row * (height + pad) - 1
         color = "tab:green" if guess == label else "tab:red"
-        ax.text(x, y, f"{guess} / {label}", ha="center", va="bottom", fontsize=7, color=color)
+        text = f"{classes[guess]} / {classes[label]}" if classes else f"{guess} / {label}"
+        ax.text(x, y, text, ha="center", va="bottom", fontsize=7, color=color)
     ax.set_title("predicted / true", fontsize=8)
     ax.axis("off")
     figure.tight_layout()

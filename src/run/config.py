@@ -29,12 +29,12 @@ class _Open(BaseModel):
 
 
 class _Data(_Open):
-    batch_size: PositiveInt
+    batch_size: PositiveInt | None = None
     num_workers: NonNegativeInt = 0
 
 
 class _Optimizer(_Open):
-    lr: float = Field(gt=0, allow_inf_nan=False)
+    lr: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
 
 
@@ -43,7 +43,7 @@ Section = dict[str, Any]  # a config (a network's, a callback's, ...), not a sin
 
 class _Model(_Open):
     net: Section | None = None
-    optimizer: _Optimizer
+    optimizer: _Optimizer | None = None
     scheduler: Section | None = None
     nonfinite_loss: Literal["stop", "skip"] = "stop"
     compile: bool = False
@@ -100,6 +100,42 @@ def check_group_choices(argv: list[str]) -> None:
         )
 
 
+def fresh_targets(argv: list[str]) -> list[str]:
+    """`argv` with each config node whose `_target_` it sets (`model.net._target_=X`) deleted and
+    added afresh with that `_target_` and the command line's other keys for it (`~model.net
+    +model.net._target_=X +model.net.<key>=...`): the composed config's keys there were arguments
+    of the class it replaces. Hydra then composes, prints and saves the config that runs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+
+    parser = OverridesParser.create()
+    parsed = {}
+    for arg in argv[1:]:
+        try:
+            parsed[arg] = parser.parse_override(arg)
+        except Exception:  # not an override, or a malformed one: Hydra says so
+            continue
+    changed = [o.key_or_group for o in parsed.values() if o.type == OverrideType.CHANGE]
+    nodes = [key.removesuffix("._target_") for key in changed if key.endswith("._target_")]
+    result, done = [argv[0]], set()
+    for arg in argv[1:]:
+        override = parsed.get(arg)
+        key = override.key_or_group if override else ""
+        node = next((n for n in nodes if key.startswith(f"{n}.")), None)
+        if node is None or override.type != OverrideType.CHANGE:
+            result.append(arg)
+        elif node not in done:
+            done.add(node)
+            ours = [
+                a
+                for a, o in parsed.items()
+                if o.type == OverrideType.CHANGE and o.key_or_group.startswith(f"{node}.")
+            ]
+            ours.sort(key=lambda a: not parsed[a].key_or_group.endswith("._target_"))
+            result += [f"~{node}", *(f"+{a}" for a in ours)]
+    return result
+
+
 def check_given(cfg: DictConfig) -> None:
     """Raise `ConfigError` naming the first value the config leaves to the command line (`???`,
     such as `ckpt_path` for eval.py), before anything reads it."""
@@ -115,6 +151,9 @@ def validate(cfg: DictConfig) -> None:
         _Run.model_validate(values)
     except ValidationError as error:
         first = error.errors()[0]
+        if first["type"] == "missing":
+            key = ".".join(map(str, first["loc"]))
+            raise ConfigError(f"{key} is not given; add {key}=... to the command line") from None
         path, value = _key_path(values, first["loc"])
         key, group = ".".join(path), "/".join(path)
         fix = f"fix it in the config or on the command line ({key}=...)"

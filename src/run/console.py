@@ -80,8 +80,9 @@ def shape_lightning_output() -> None:
     model summary and progress bar `PIPED_COLUMNS` wide when piped (`COLUMNS` still decides).
     Dropped, as users can do nothing about them: its product tips, its note that the configured
     model summary replaces its default one, a deprecation notice about its own code (Lightning
-    2.6 builds the `LeafSpec` that torch 2.14 deprecates), and its warning that a checkpoint
-    directory is not empty (only a resume enters one: `RunDirectory`)."""
+    2.6 builds the `LeafSpec` that torch 2.14 deprecates; torchdata 0.11 calls the `set_vital`
+    that torch deprecates), and its warning that a checkpoint directory is not empty (only a
+    resume enters one: `RunDirectory`)."""
     logging.getLogger("lightning").handlers.clear()
     if HydraConfig.initialized():
         for name, settings in (HydraConfig.get().job_logging.get("loggers") or {}).items():
@@ -94,6 +95,7 @@ def shape_lightning_output() -> None:
         os.environ.setdefault("COLUMNS", str(PIPED_COLUMNS))
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
     warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", r"'set_vital' is deprecated", UserWarning)  # torchdata's
 
 
 def print_final_metrics(metrics: Mapping[str, float], checkpoint: str, label: str) -> None:
