@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -105,6 +106,22 @@ def run_script(
     callback_failure = re.search(r"Callback \w+\.\w+ raised .*", result.stderr or result.stdout)
     assert callback_failure is None, callback_failure.group()
     return result
+
+
+def interrupted_run(
+    run_dir: Path, signum: int, *args: str, project: Path = PROJECT_ROOT
+) -> subprocess.CompletedProcess:
+    """Start a training run with `args` into `run_dir`, send it `signum` once its first
+    checkpoint exists (`last.ckpt`), and wait for it to end."""
+    process = start_script("train", *args, f"hydra.run.dir={run_dir}", project=project)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "checkpoints" / "last.ckpt").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, "", stderr)
 
 
 def read_metrics(run_dir: Path) -> dict[str, float]:

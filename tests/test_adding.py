@@ -1,13 +1,19 @@
-"""The README's worked examples of adding a network, a datamodule and a task are all it takes:
-written into a copy of the project, they train."""
+"""What a user brings works as the README's "Adding" section says: its worked examples, written
+into a copy of the project (with no edit to the engine), train, stop on SIGTERM mid-epoch, resume,
+and evaluate, predict and export."""
 
+import csv
 import json
 import re
 import shutil
+import signal
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from src.run.config import PROJECT_ROOT
-from tests.conftest import run_script
+from tests.conftest import interrupted_run, run_script, write_image_folder
 
 
 def readme_examples() -> dict[str, str]:
@@ -18,23 +24,135 @@ def readme_examples() -> dict[str, str]:
     return {path: code for path, code in blocks}
 
 
-def test_the_readme_examples_add_a_network_a_datamodule_and_a_task(tmp_path: Path) -> None:
-    examples = readme_examples()
-    assert sorted(examples) == [
-        "configs/data/stripes.yaml",
-        "configs/model/tiny_conv.yaml",
-        "src/data/stripes.py",
-        "src/models/multilabel.py",
-        "src/models/nets/tiny_conv.py",
-    ]
-    project = tmp_path / "project"
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project with the README's examples written into it."""
+    project = tmp_path_factory.mktemp("adding") / "project"
     for folder in ("src", "configs"):
         shutil.copytree(PROJECT_ROOT / folder, project / folder)
-    for path, code in examples.items():
+    for path, code in readme_examples().items():
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).write_text(code)
+    return project
+
+
+def test_the_readme_examples_are_the_ones_tested() -> None:
+    assert sorted(readme_examples()) == [
+        "configs/data/records.yaml",
+        "configs/data/stripes.yaml",
+        "configs/data/tokens.yaml",
+        "configs/model/autoencoder.yaml",
+        "configs/model/bag_of_embeddings.yaml",
+        "configs/model/optimizer/lion.yaml",
+        "configs/model/tiny_conv.yaml",
+        "src/data/records.py",
+        "src/data/stripes.py",
+        "src/data/tokens.py",
+        "src/models/autoencoder.py",
+        "src/models/multilabel.py",
+        "src/models/nets/bag_of_embeddings.py",
+        "src/models/nets/tiny_conv.py",
+        "src/optim/lion.py",
+    ]
+
+
+def test_a_network_a_datamodule_and_a_task_of_ones_own_train(project: Path, tmp_path) -> None:
     run_dir = tmp_path / "run"
-    args = ["model=tiny_conv", "data=stripes", f"hydra.run.dir={run_dir}"]
+    args = [
+        "model=tiny_conv",
+        "data=stripes",
+        "model.optimizer.lr=0.01",
+        f"hydra.run.dir={run_dir}",
+    ]
     result = run_script("train", *args, project=project)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test/acc"] > 0.9  # two clear labels, 10 epochs
+
+
+def write_points(folder: Path) -> Path:
+    path = folder / "points.csv"
+    path.write_text("x,y\n2,2\n-2,-2\n")
+    return path
+
+
+def write_ids(folder: Path) -> Path:
+    path = folder / "ids.csv"
+    rows = [[1, *range(2, 17)], list(range(30, 46))]  # token 1 occurs in the first only
+    np.savetxt(path, np.array(rows), fmt="%d", delimiter=",")
+    return path
+
+
+def write_images(folder: Path) -> Path:
+    images = write_image_folder(folder / "images", {"": 1}, size=(30, 30))
+    for image in images.glob("*/*.png"):  # new images to predict: one folder, no classes
+        image.rename(images / f"{image.parent.name}.png")
+    return images
+
+
+# what a user brings: its training arguments, a writer of inputs to predict, and the metric it
+# reaches (a floor on accuracy, or a ceiling on the loss)
+CASES = {
+    "images read lazily by workers": (
+        [
+            *("data=image_folder", "data.root=IMAGES", "data.image_size=[16,16]", "model=cnn"),
+            *("data.batch_size=4", "data.augment=true", "trainer.max_epochs=4"),
+        ],
+        write_images,
+        ("test/acc", 0.9),
+    ),
+    "a torchvision model by name": (
+        [
+            *("data=fake_images", "data.num_samples=128", "data.batch_size=8"),
+            *("model.net._target_=torchvision.models.mobilenet_v3_small", "trainer.max_epochs=2"),
+        ],
+        write_images,
+        ("test/loss", 10.0),  # random labels: nothing to learn
+    ),
+    "token ids": (
+        ["data=tokens", "model=bag_of_embeddings", "model.optimizer.lr=0.01"],
+        write_ids,
+        ("test/acc", 0.9),
+    ),
+    "dict batches from a standard DataLoader": (["data=records"], write_points, ("test/acc", 0.9)),
+    "a LightningModule of ones own": (["model=autoencoder"], write_points, ("test/loss", 1.0)),
+    "an optimizer from outside torch.optim": (
+        ["model/optimizer=lion"],
+        write_points,
+        ("test/acc", 0.9),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_what_a_user_brings_trains_resumes_and_serves(project: Path, tmp_path, case) -> None:
+    args, write_inputs, (metric, bound) = CASES[case]
+    images = write_image_folder(tmp_path / "data", {"train": 12, "val": 4})
+    args = [arg.replace("IMAGES", str(images)) for arg in args]
+    run_dir = tmp_path / "run"
+    every_step = "callbacks.last_checkpoint.every_n_train_steps=2"
+    stopped = interrupted_run(run_dir, signal.SIGTERM, *args, every_step, project=project)
+    assert stopped.returncode == 1, stopped.stderr[-3000:]
+    assert "Stopped by SIGTERM after checkpointing" in stopped.stderr
+    resumed = run_script("train", f"resume={run_dir}", project=project)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics[metric] > bound if metric.endswith("acc") else metrics[metric] < bound
+    evaluated = run_script("eval", f"ckpt_path={run_dir}", project=project)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert metric in evaluated.stdout
+    inputs, output = write_inputs(tmp_path), tmp_path / "predictions.csv"
+    predicted = run_script(
+        "predict", f"ckpt_path={run_dir}", f"input={inputs}", f"output={output}", project=project
+    )
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    with open(output) as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 2
+    if case == "images read lazily by workers":  # the classes by name
+        assert [row["prediction"] for row in rows] == ["cat", "dog"]
+        assert {"prob_cat", "prob_dog"} <= rows[0].keys()
+    exported = run_script("export", f"ckpt_path={run_dir}", project=project)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    dtype = "int64" if case == "token ids" else "float32"
+    assert f"input: {dtype} (batch, " in exported.stdout

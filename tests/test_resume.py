@@ -21,7 +21,7 @@ from src.models.loading import load_module
 from src.run.checkpoints import resolve_checkpoint
 from src.run.config import compose_run
 from src.train import train
-from tests.conftest import TRUSTED, run_script, shared_run, start_script
+from tests.conftest import TRUSTED, interrupted_run, run_script, shared_run, start_script
 
 # 2 epochs of 50 steps, dropout on (so the RNG matters), a checkpoint every 10 steps
 RUN = [
@@ -92,15 +92,7 @@ def tensorboard_history(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def interrupt(run_dir: Path, signum: int, *overrides: str) -> subprocess.CompletedProcess:
     """Start the run, send `signum` once its first step checkpoint exists (mid-epoch 0)."""
-    process = start_script("train", *RUN, f"hydra.run.dir={run_dir}", *overrides)
-    deadline = time.monotonic() + 120
-    while not (run_dir / "checkpoints" / "last.ckpt").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
-        time.sleep(0.02)
-    assert process.poll() is None, "the run ended before it could be interrupted"
-    process.send_signal(signum)
-    _, stderr = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(process.args, process.returncode, "", stderr)
+    return interrupted_run(run_dir, signum, *RUN, *overrides)
 
 
 KILL_POINTS = {  # (step, hook) of `tests.crashes.KillAt`

@@ -2,6 +2,7 @@
 end of fitting."""
 
 import io
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,13 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.atomic import atomic_write
 from src.checkpoint_files import RECORD
+
+log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -115,7 +118,7 @@ class LastCheckpoint(Checkpoint):
         )
         if not self.mid_epoch:
             kinds = ", ".join(sorted({type(loader).__name__ for loader in loaders}))
-            rank_zero_warn(
+            rank_zero_only(log.warning)(
                 f"data: {type(trainer.datamodule).__name__}'s training loader ({kinds}) cannot "
                 f"save its place in an epoch, so checkpoints are taken at epoch ends only and a "
                 f"resume restarts the epoch it stopped in; for exact resume mid-epoch, return "

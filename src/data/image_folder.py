@@ -142,7 +142,10 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def _open(self, folder: Path, train: bool, classes: list[str]) -> ImageFolder:
         """The images of `folder`, labelled by the training folder's `classes`."""
-        found = find_classes(str(folder))[0] if folder.is_dir() else []
+        try:
+            found = find_classes(str(folder))[0]
+        except FileNotFoundError:  # no folder, or no class folders in it
+            found = []
         if found != classes:
             raise ConfigError(
                 f"data.root: {folder} has the classes {found}, but the training images have "
