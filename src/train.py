@@ -7,12 +7,14 @@ python src/train.py rerun=logs/train/runs/<run>   # run its saved config again, 
 """
 
 import math
+import shlex
 import sys
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import ConfigError, DivergedError, Stopped
@@ -91,9 +93,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     except BaseException as error:
         finish_wandb(trainer, failed=True)
         if isinstance(error, SystemExit) and not error.code and trainer.received_sigterm:
+            trust = [o for o in HydraConfig.get().overrides.task if o.startswith("trusted=")]
             raise Stopped(  # Lightning stops on SIGTERM with exit code 0
                 f"{Stopped.PREFIX} {'Ctrl-C' if ctrl_c() else 'SIGTERM'} after checkpointing; "
-                f"resume with: python src/train.py resume={run_dir}"
+                f"resume with: python src/train.py {shlex.join([f'resume={run_dir}', *trust])}"
             ) from error
         raise
     log_hyperparameters(trainer, cfg, metrics)

@@ -2,6 +2,7 @@
 directory written by rank 0, and the command that starts the other ranks."""
 
 import csv
+import json
 import os
 import socket
 import sys
@@ -16,7 +17,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 from src.models.loading import load_module
 from src.run.hydra_callbacks import EndDistributedJob
 from src.run.launch import ddp_rank_command
-from tests.conftest import TRUSTED, run_script
+from tests.conftest import TRUSTED, run_script, write_image_folder
 
 TRAIN_POINTS, BATCH_SIZE, RANKS = 1600, 32, 2  # configs/data/points.yaml: 2000 points, 80% train
 FAST = [
@@ -77,6 +78,39 @@ def test_ddp_sim_multirun_trains_each_job_once_in_one_sweep_directory(tmp_path: 
         assert (sweep_dir / job / "csv" / "metrics.csv").is_file()
         assert f"model.optimizer.lr={lr}" in (sweep_dir / job / ".hydra/overrides.yaml").read_text()
         assert len(val_rows(sweep_dir / job)) == 1
+
+
+# data, and the samples of each split: points 80/10/10 of 2000, 12 + 4 images of each class
+SHARDED = {
+    "in memory": (["data.batch_size=32"], {"train": 1600, "val": 200, "test": 200}),
+    "standard loader, 2 workers": (
+        ["data.loader=torch", "data.num_workers=2"],
+        {"train": 1600, "val": 200, "test": 200},
+    ),
+    "image folder": (
+        ["data=image_folder", "data.root=IMAGES", "data.image_size=[8,8]", "data.batch_size=4"],
+        {"train": 24, "val": 8, "test": 8},
+    ),
+}
+
+
+@pytest.mark.parametrize("data", SHARDED)
+def test_each_rank_trains_validates_and_tests_on_its_own_shard(tmp_path: Path, data) -> None:
+    """Under DDP, the in-memory loaders shard themselves and Lightning's distributed sampler
+    shards a standard DataLoader (image_folder): each rank sees half of every split, the ranks
+    together all of it, once."""
+    args, counts = SHARDED[data]
+    images = write_image_folder(tmp_path / "images", {"train": 12, "val": 4})
+    args = [arg.replace("IMAGES", str(images)) for arg in args]
+    record = f"+callbacks.samples={{_target_: tests.probes.RecordSamples, path: {tmp_path}}}"
+    run = [*FAST, "test=true", f"hydra.run.dir={tmp_path / 'run'}", record]
+    result = run_script("train", *run, *args, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(RANKS)]
+    for stage, count in counts.items():
+        first, second = (set(rank[stage]) for rank in ranks)
+        assert len(ranks[0][stage]) == len(ranks[1][stage]) == count // RANKS, stage
+        assert not first & second and len(first | second) == count, stage
 
 
 def test_ddp_ranks_of_a_multirun_job_run_that_job_alone(

@@ -3,6 +3,7 @@ config or its saved overrides is refused by every entry point before anything ru
 names a class the configuration trusts."""
 
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from src.export import export
 from src.predict import predict
 from src.run.checkpoints import expand_run_arguments
 from src.train import train
-from tests.conftest import run_script
+from tests.conftest import interrupted_run, run_script
 
 
 @pytest.fixture
@@ -173,3 +174,37 @@ def test_saved_overrides_naming_code_are_refused_by_resume(
     assert f"{overrides_file}: the saved override {line!r}" in result.stderr
     assert not marker.exists()
     assert not (run / "error.txt").exists()
+
+
+def test_only_what_the_configuration_trusts_is_built_and_it_resumes(tmp_path) -> None:
+    """A class from an untrusted module is refused from the command line, in a checkpoint and in
+    a run's saved overrides, naming the setting; trusting its package on the command line makes
+    it train, resume and evaluate."""
+    tiny = "model.net._target_=tests.outside.Tiny"
+    trust = "trusted=[src,torch.optim,torchvision.models,tests]"
+    setting = "add tests to trusted (configs/trusted.yaml, or trusted=[...] on the command line)"
+    refused = run_script("train", tiny, f"hydra.run.dir={tmp_path / 'refused'}")
+    assert refused.returncode == 1
+    assert "model.net._target_=tests.outside.Tiny is not in a module the configuration" in (
+        refused.stderr
+    )
+    assert setting.replace("tests to", "tests.outside to") in refused.stderr
+    run = tmp_path / "run"
+    last = "callbacks.last_checkpoint.every_n_train_steps=5"
+    stopped = interrupted_run(run, signal.SIGTERM, tiny, trust, last)
+    assert stopped.returncode == 1, stopped.stderr[-3000:]
+    assert f"resume with: python src/train.py resume={run} '{trust}'" in stopped.stderr
+    plain = run_script("train", f"resume={run}")
+    assert plain.returncode == 1
+    assert "names tests.outside.Tiny, from a module the configuration does not trust" in (
+        plain.stderr
+    )
+    resumed = run_script("train", f"resume={run}", trust)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    evaluated = run_script("eval", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert evaluated.returncode == 1
+    assert f"checkpoint {run / 'checkpoints' / 'last.ckpt'}: built_from.model.net._target_=" in (
+        evaluated.stderr
+    )
+    trusted = run_script("eval", f"ckpt_path={run}", trust, f"hydra.run.dir={tmp_path / 'eval2'}")
+    assert trusted.returncode == 0, trusted.stderr[-3000:]
