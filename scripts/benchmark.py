@@ -14,6 +14,8 @@ Sections (results printed and written to benchmarks/benchmark.{md,csv}):
   DataLoader loop (all 60,000 training images, training only), compared in samples/s.
 - data: one MNIST training epoch of batches from the in-memory loader, from the seeds'
   torchvision Dataset + DataLoader, and from slicing one preloaded tensor.
+- image_folder: one epoch over MNIST's test images saved as PNGs in class subfolders, decoded by
+  2 workers: `data=image_folder`'s loader against a plain DataLoader over `ImageFolder`.
 - logging: one epoch of the seed CNN on MNIST with each logger setting, interleaved.
 - accuracy: `experiment=mnist_cnn_fast` through the template: seconds of training, test accuracy.
 - startup: seconds from command to a config error, to a composed config (without torch), and to
@@ -284,6 +286,39 @@ def data_path(args: argparse.Namespace, workdir: Path) -> list[Row]:
     ]
 
 
+def image_folder(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    """Images/s of one epoch over a folder of PNGs (MNIST's 10,000 test images, in class
+    subfolders), decoded by 2 workers: `data=image_folder`'s training loader against a plain
+    `DataLoader` over torchvision's `ImageFolder` with the same transform, interleaved."""
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import MNIST, ImageFolder
+
+    from src.data.image_folder import ImageFolderDataModule
+
+    root = workdir / "mnist_png"
+    for index, (image, label) in enumerate(MNIST(args.data_dir, train=False)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        image.save(root / str(label) / f"{index}.png")
+    options = {"batch_size": 64, "num_workers": 2}
+    datamodule = ImageFolderDataModule(str(root), (28, 28), 1, (0.1307,), (0.3081,), **options)
+    datamodule.setup()
+    plain = ImageFolder(str(root), transform=datamodule.transform(train=True))
+    loaders = {
+        "data=image_folder (StatefulDataLoader, seeded samples)": datamodule.train_dataloader,
+        "plain DataLoader over ImageFolder": lambda: DataLoader(plain, shuffle=True, **options),
+    }
+    rates: dict[str, float] = {}
+    for _ in range(args.repeats):
+        for name, loader in loaders.items():
+            rate = _best_rate(lambda loader=loader: sum(len(x) for x, _ in loader()), 1)
+            rates[name] = max(rates.get(name, 0.0), rate)
+    plain_rate = rates["plain DataLoader over ImageFolder"]
+    return [
+        {"loader (2 workers, batch 64)": name, "images/s": rate, "vs plain": rate / plain_rate}
+        for name, rate in rates.items()
+    ]
+
+
 def _best_rate(count_samples: Callable[[], int], repeats: int) -> float:
     best = 0.0
     for _ in range(repeats):
@@ -487,6 +522,7 @@ def gpu(args: argparse.Namespace, workdir: Path) -> list[Row]:
 SECTIONS = {
     "training": training,
     "data": data_path,
+    "image_folder": image_folder,
     "logging": logging_overhead,
     "accuracy": accuracy,
     "startup": startup,

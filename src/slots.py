@@ -28,6 +28,9 @@ KEYWORDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_O
 # declared types pydantic knows no schema for (torch.Tensor) are checked with isinstance
 ANY_TYPE = ConfigDict(arbitrary_types_allowed=True)
 TRUST_SETTING = "trusted (configs/trusted.yaml, or trusted=[...] on the command line)"
+# the options of how a model runs that every model config has (configs/model/runtime/), with their
+# defaults: a module need not take one left at its default, and a resume may change them
+RUNTIME_OPTIONS = {"nonfinite_loss": "stop", "compile": False, "channels_last": False}
 
 
 @dataclass(frozen=True)

@@ -126,13 +126,18 @@ def fit_and_test(
         if trainer.global_step == start:  # say, the checkpoint's timer had run out
             raise nothing_left_to_train(cfg, trainer.current_epoch, trainer.global_step)
     metrics = logged_metrics(trainer, "train")
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best = next((c.best_model_path for c in trainer.checkpoint_callbacks if is_best(c)), "")
     if cfg.get("test"):
         if not best:
             rank_zero_info("No best checkpoint was saved: testing the current weights.")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics |= logged_metrics(trainer, "test")
     return metrics, best
+
+
+def is_best(callback: object) -> bool:
+    """Whether `callback` keeps a best checkpoint (a `ModelCheckpoint` that saved one)."""
+    return bool(getattr(callback, "best_model_path", ""))
 
 
 def check_result(cfg: DictConfig, metrics: dict[str, float]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from filelock import FileLock
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
@@ -120,8 +121,22 @@ def interrupted_run(
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signum)
-    _, stderr = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(process.args, process.returncode, "", stderr)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def killed_and_resumed(
+    run_dir: Path, step: int, *args: str, hook: str = "on_train_batch_start"
+) -> None:
+    """Train with `args` into `run_dir`, SIGKILL the run in `hook` once it reaches `step`
+    (`tests.crashes.KillAt`), then resume it to its end."""
+    kill = f"+callbacks.kill={{_target_: tests.crashes.KillAt, step: {step}, hook: {hook}}}"
+    killed = run_script("train", *args, f"hydra.run.dir={run_dir}", kill)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    overrides = run_dir / ".hydra" / "overrides.yaml"  # the kill is not part of the run
+    overrides.write_text(yaml.safe_dump(yaml.safe_load(overrides.read_text())[:-1]))
+    resumed = run_script("train", f"resume={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
 
 
 def read_metrics(run_dir: Path) -> dict[str, float]:

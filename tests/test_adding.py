@@ -103,7 +103,7 @@ CASES = {
     ),
     "a torchvision model by name": (
         [
-            *("data=fake_images", "data.num_samples=128", "data.batch_size=8"),
+            *("data=fake_images", "data.num_samples=64", "data.batch_size=8"),
             *("model.net._target_=torchvision.models.mobilenet_v3_small", "trainer.max_epochs=2"),
         ],
         write_images,
@@ -156,3 +156,92 @@ def test_what_a_user_brings_trains_resumes_and_serves(project: Path, tmp_path, c
     assert exported.returncode == 0, exported.stderr[-3000:]
     dtype = "int64" if case == "token ids" else "float32"
     assert f"input: {dtype} (batch, " in exported.stdout
+
+
+def test_a_module_says_what_it_lacks_for_each_command(tmp_path) -> None:
+    """A LightningModule with a training step alone trains; eval, predict and export each say
+    in one sentence what it lacks for them."""
+    run_dir = tmp_path / "run"
+    trust = "trusted=[src,torch.optim,tests]"
+    args = ["model.module=tests.outside.Bare", "~model.net", "~model.optimizer", trust]
+    no_validation = ["callbacks.early_stopping=null", "callbacks.model_checkpoint=null"]
+    trained = run_script(
+        "train",
+        *args,
+        *no_validation,
+        "test=false",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    points = write_points(tmp_path)
+    lacks = {
+        "eval": ([], "holds a Bare, which has no test_step; eval needs one: give Bare a test_step"),
+        "predict": (
+            [f"input={points}"],
+            "holds a Bare, which has no forward; predict needs one: give Bare a forward",
+        ),
+        "export": ([], "holds a Bare with no network (net) and no forward; export needs one"),
+    }
+    for script, (more, message) in lacks.items():
+        result = run_script(script, f"ckpt_path={run_dir}", trust, *more)
+        assert result.returncode == 1, (script, result.stderr[-3000:])
+        assert message in result.stderr and "Traceback" not in result.stderr, script
+
+
+def test_a_streaming_datamodule_trains_and_resumes_its_epoch(tmp_path) -> None:
+    """An iterable data set from a plain DataLoader, its spec read off a batch: the run says it
+    cannot resume mid-epoch, checkpoints at epoch ends, and a resume after SIGTERM goes on."""
+    project = tmp_path / "project"
+    for folder in ("src", "configs"):
+        shutil.copytree(PROJECT_ROOT / folder, project / folder)
+    (project / "src" / "data" / "stream.py").write_text(STREAM)
+    (project / "configs" / "data" / "stream.yaml").write_text(
+        "_target_: src.data.stream.StreamDataModule\n"
+    )
+    run_dir = tmp_path / "run"
+    args = [
+        "data=stream",
+        "trainer.max_epochs=4",
+        "callbacks.last_checkpoint.every_n_train_steps=1",
+    ]
+    stopped = interrupted_run(run_dir, signal.SIGTERM, *args, project=project)
+    assert stopped.returncode == 1, stopped.stderr[-3000:]
+    assert "StreamDataModule's training loader (DataLoader) cannot save its place" in (
+        stopped.stderr + stopped.stdout
+    )
+    resumed = run_script("train", f"resume={run_dir}", project=project)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] > 0.9
+
+
+STREAM = '''"""Points streamed from an iterable data set, 64 batches of 16 an epoch."""
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+
+class Stream(IterableDataset):
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed)
+        for _ in range(1024):
+            label = int(torch.randint(2, (), generator=generator))
+            yield torch.randn(2, generator=generator) + 4 * label - 2, label
+
+
+class StreamDataModule(L.LightningDataModule):
+    num_classes = 2
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(Stream(0), batch_size=16)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(Stream(1), batch_size=16)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(Stream(2), batch_size=16)
+'''

@@ -2,15 +2,13 @@
 seed, named by class, resumed exactly mid-epoch with random augmentation in the workers."""
 
 import re
-import signal
 
 import pytest
 import torch
-import yaml
 
 from src.data.image_folder import ImageFolderDataModule
 from src.errors import ConfigError
-from tests.conftest import run_script, write_image_folder
+from tests.conftest import killed_and_resumed, run_script, write_image_folder
 
 
 def sizes(datamodule: ImageFolderDataModule) -> dict[str, int]:
@@ -96,13 +94,7 @@ def test_a_killed_run_with_augmentation_in_workers_resumes_exactly(tmp_path) -> 
     ]
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     assert run_script("train", *args, f"hydra.run.dir={whole}").returncode == 0
-    kill = "+callbacks.kill={_target_: tests.crashes.KillAt, step: 8}"  # epoch 1, its third step
-    killed = run_script("train", *args, kill, f"hydra.run.dir={stopped}")
-    assert killed.returncode == -signal.SIGKILL
-    overrides = stopped / ".hydra" / "overrides.yaml"  # the kill is not part of the run
-    overrides.write_text(yaml.safe_dump(yaml.safe_load(overrides.read_text())[:-1]))
-    resumed = run_script("train", f"resume={stopped}")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    killed_and_resumed(stopped, 8, *args)  # killed in epoch 1, before its third step
     weights = [
         torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
         for run in (whole, stopped)

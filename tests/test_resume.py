@@ -21,7 +21,14 @@ from src.models.loading import load_module
 from src.run.checkpoints import resolve_checkpoint
 from src.run.config import compose_run
 from src.train import train
-from tests.conftest import TRUSTED, interrupted_run, run_script, shared_run, start_script
+from tests.conftest import (
+    TRUSTED,
+    interrupted_run,
+    killed_and_resumed,
+    run_script,
+    shared_run,
+    start_script,
+)
 
 # 2 epochs of 50 steps, dropout on (so the RNG matters), a checkpoint every 10 steps
 RUN = [
@@ -95,25 +102,25 @@ def interrupt(run_dir: Path, signum: int, *overrides: str) -> subprocess.Complet
     return interrupted_run(run_dir, signum, *RUN, *overrides)
 
 
-KILL_POINTS = {  # (step, hook) of `tests.crashes.KillAt`
-    "mid-epoch": (70, "on_train_batch_start"),
-    "before an epoch's validation": pytest.param(50, "on_validation_start", marks=pytest.mark.slow),
-    "between epochs": pytest.param(50, "on_train_epoch_start", marks=pytest.mark.slow),
+# (step, hook) of `tests.crashes.KillAt`, and how batches are served
+WORKERS = ["data.loader=torch", "data.num_workers=2"]  # torchdata's StatefulDataLoader
+KILL_POINTS = {
+    "mid-epoch": (70, "on_train_batch_start", []),
+    # the same batches as the in-memory loader's, so the same weights as the run of RUN
+    "mid-epoch, a standard loader with 2 workers": (70, "on_train_batch_start", WORKERS),
+    "before an epoch's validation": pytest.param(
+        50, "on_validation_start", [], marks=pytest.mark.slow
+    ),
+    "between epochs": pytest.param(50, "on_train_epoch_start", [], marks=pytest.mark.slow),
 }
 
 
-@pytest.mark.parametrize(("step", "hook"), KILL_POINTS.values(), ids=KILL_POINTS.keys())
+@pytest.mark.parametrize(("step", "hook", "loader"), KILL_POINTS.values(), ids=KILL_POINTS.keys())
 def test_a_killed_run_resumes_to_the_same_weights_and_history(
-    uninterrupted_run, tmp_path, step, hook
+    uninterrupted_run, tmp_path, step, hook, loader
 ) -> None:
     run_dir = tmp_path / "run"
-    kill = f"+callbacks.kill={{_target_: tests.crashes.KillAt, step: {step}, hook: {hook}}}"
-    killed = run_script("train", *RUN, f"hydra.run.dir={run_dir}", kill)
-    assert killed.returncode == -signal.SIGKILL
-    overrides = run_dir / ".hydra" / "overrides.yaml"  # the kill is not part of the run
-    overrides.write_text(yaml.safe_dump(yaml.safe_load(overrides.read_text())[:-1]))
-    resumed = run_script("train", f"resume={run_dir}")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    killed_and_resumed(run_dir, step, *RUN, *loader, hook=hook)
     assert max_difference(final_weights(run_dir), final_weights(uninterrupted_run)) == 0
     assert csv_history(run_dir) == csv_history(uninterrupted_run)
     assert tensorboard_history(run_dir) == tensorboard_history(uninterrupted_run)
@@ -439,22 +446,3 @@ def test_a_warm_start_takes_the_checkpoints_model_and_data(make_cfg, tmp_path) -
         with pytest.raises(ConfigError, match="nothing left to train, the checkpoint has done"):
             run = [f"ckpt_path={ended}", *quiet, "trainer.max_epochs=1"]
             train(compose_run(run, tmp_path / f"after_{ended.name}"))
-
-
-def test_a_standard_loader_with_workers_resumes_mid_epoch_exactly(
-    uninterrupted_run, tmp_path
-) -> None:
-    """`data.loader=torch` (torchdata's StatefulDataLoader, 2 workers), killed mid-epoch and
-    resumed, trains on the batches of the in-memory path: the same weights and history."""
-    run_dir = tmp_path / "run"
-    kill = "+callbacks.kill={_target_: tests.crashes.KillAt, step: 70}"
-    loader = ["data.loader=torch", "data.num_workers=2"]
-    killed = run_script("train", *RUN, *loader, f"hydra.run.dir={run_dir}", kill)
-    assert killed.returncode == -signal.SIGKILL
-    assert last_checkpoint(run_dir)["global_step"] == 70
-    overrides = run_dir / ".hydra" / "overrides.yaml"  # the kill is not part of the run
-    overrides.write_text(yaml.safe_dump(yaml.safe_load(overrides.read_text())[:-1]))
-    resumed = run_script("train", f"resume={run_dir}")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert max_difference(final_weights(run_dir), final_weights(uninterrupted_run)) == 0
-    assert csv_history(run_dir) == csv_history(uninterrupted_run)

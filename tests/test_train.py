@@ -18,7 +18,7 @@ from src.models import build_model
 from src.models.loading import load_module
 from src.run import provenance
 from src.train import train
-from tests.conftest import TRUSTED, read_metrics, run_script
+from tests.conftest import TRUSTED, read_metrics, run_script, write_image_folder
 from tests.test_readme import readme_table
 
 COMPATIBLE = [pair for pair, works in readme_table().items() if works]
@@ -26,9 +26,12 @@ COMPATIBLE = [pair for pair, works in readme_table().items() if works]
 
 @pytest.mark.parametrize(("data", "model"), COMPATIBLE, ids=["-".join(p) for p in COMPATIBLE])
 def test_fast_dev_run_trains_every_compatible_pair(
-    make_cfg, request, data: str, model: str
+    make_cfg, request, tmp_path, data: str, model: str
 ) -> None:
     overrides = [f"data={data}", f"model={model}", "debug=fdr", "extras.print_config=false"]
+    if data == "image_folder":  # PNG files, read by the real ImageFolder
+        root = write_image_folder(tmp_path / "images", {"train": 2, "val": 2})
+        overrides += [f"data.root={root}", "data.image_size=[32,32]", "data.num_workers=0"]
     if data in ("mnist", "cifar"):  # tiny files in the real formats
         data_dir = request.getfixturevalue(f"{data}_dir")
         overrides += [f"data.data_dir={data_dir}", "data.val_size=20"]

@@ -34,7 +34,7 @@ class SeededSamples(Dataset):
             seed = hash((worker.seed - worker.id, int(index))) % 2**32
             random.seed(seed)
             np.random.seed(seed)
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
         return self.dataset[index]
 
 

@@ -24,6 +24,7 @@ from src.slots import (
     MODULE,
     NETWORK,
     OPTIMIZER,
+    RUNTIME_OPTIONS,
     SCHEDULER,
     at,
     build,
@@ -34,9 +35,6 @@ from src.slots import (
     target_callable,
 )
 
-# the runtime options every model config has (configs/model/runtime/), and their defaults: a
-# module that does not take one is fine as long as it is left at its default
-RUNTIME_DEFAULTS = {"nonfinite_loss": "stop", "compile": False, "channels_last": False}
 BUILT = ("net", "optimizer", "scheduler")  # model config keys the module gets built
 
 
@@ -77,7 +75,7 @@ def build_model(
         key: value
         for key, value in model.items()
         if key not in ("module", *BUILT)
-        and (key in names or RUNTIME_DEFAULTS.get(key, object()) != value)
+        and (key in names or RUNTIME_OPTIONS.get(key, object()) != value)
     }
     arguments = checked_arguments(cls, options, where, prefix, given=[*built, *data])
     given = arguments.keys() | built.keys() | data.keys()

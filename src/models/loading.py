@@ -49,5 +49,6 @@ def check_model_config(
         if config := model.get(name):
             if not isinstance(config, dict):
                 raise ConfigError(f"{at(where)}{prefix}.{name} is not a config")
-            config = {k: v for k, v in config.items() if k not in LIGHTNING_SCHEDULER_KEYS}
+            if slot is SCHEDULER:
+                config = {k: v for k, v in config.items() if k not in LIGHTNING_SCHEDULER_KEYS}
             target_callable(config, slot, trusted, where, f"{prefix}.{name}")

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.checkpoint_files import CheckpointError, built_from, load_checkpoint
 from src.errors import ConfigError
 from src.run.config import CONFIG_DIR
-from src.slots import TRUST_SETTING, is_trusted, targets
+from src.slots import RUNTIME_OPTIONS, TRUST_SETTING, is_trusted, targets
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,6 @@ SERVING_KEYS = (
     "root",
     "download",
 )
-# model settings of how the module runs, not what it trains: what a resumed run may change
-RUNTIME_OPTIONS = ("nonfinite_loss", "compile", "channels_last")
 
 
 def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
