@@ -37,7 +37,8 @@ RUNTIME_OPTIONS = {"nonfinite_loss": "stop", "compile": False, "channels_last": 
 class Slot:
     """Where a built object goes: `key` (for messages), what it holds, its base class as
     `module:Class` (imported only when a class is checked) and, with `functions`, whether a
-    function that returns such an object may build it too; `instead` says what else to give."""
+    function annotated to return such an object may build it too; `instead` says what else to
+    give."""
 
     key: str
     what: str
@@ -54,7 +55,7 @@ NETWORK = Slot(
     "model.net",
     "a network",
     "torch.nn:Module",
-    "an nn.Module class or a function returning one (torchvision.models.resnet18)",
+    "an nn.Module class, or a function annotated to return one (torchvision.models.resnet18)",
     functions=True,
 )
 OPTIMIZER = Slot(
@@ -137,12 +138,21 @@ def target_callable(
         raise ConfigError(
             f"{at(where)}{setting}={target} cannot be imported ({error}); name {slot.instead}"
         ) from None
-    is_class = isinstance(found, type)
-    if (is_class and issubclass(found, slot.base_class())) or (
-        slot.functions and not is_class and inspect.isroutine(found)
-    ):
+    made = found if isinstance(found, type) else slot.functions and returned_class(found)
+    if isinstance(made, type) and issubclass(made, slot.base_class()):
         return found
     raise ConfigError(f"{at(where)}{setting}={target} is not {slot.what}; name {slot.instead}")
+
+
+def returned_class(function: Any) -> type | None:
+    """The class a function's return annotation names (torchvision's `resnet18` -> `ResNet`), or
+    None: a function is built from a config only when it says it returns an object of the slot's
+    kind, so no other function of a trusted module (one that writes files, say) is called."""
+    try:
+        returned = get_type_hints(function).get("return") if inspect.isroutine(function) else None
+    except (NameError, TypeError):  # an annotation that does not resolve
+        return None
+    return returned if isinstance(returned, type) else None
 
 
 def build(

@@ -39,6 +39,12 @@ def payloads(tmp_path: Path, marker: Path) -> dict[str, dict]:
         "write_text": {"_target_": "pathlib.Path.write_text", "self": str(marker), "data": "x"},
         "open": {"_target_": "builtins.open", "file": str(marker), "mode": "w"},
         "copyfile": {"_target_": "shutil.copyfile", "src": str(source), "dst": str(marker)},
+        # a function of a trusted module that writes files, but returns no network
+        "provenance": {
+            "_target_": "src.run.provenance.write_provenance",
+            "run_dir": str(marker),
+            "resumed": False,
+        },
         "hub": {
             "_target_": "torch.hub.load",
             "repo_or_dir": str(hub),
@@ -83,6 +89,7 @@ def planted_checkpoint(run: Path, tmp_path: Path, place: str, payload: dict) -> 
 
 CASES = [("nested in net", payload) for payload in ("write_text", "open", "copyfile", "hub")]
 CASES += [(place, "open") for place in PLACES if place != "nested in net"]
+CASES += [("as the net", "provenance")]
 
 
 @pytest.mark.parametrize(("place", "payload"), CASES)
