@@ -51,16 +51,14 @@ def build_model(
     built: dict[str, Any] = {}
     if model.get("net"):
         built["net"] = build_network(model["net"], spec, trusted, where, f"{prefix}.net")
-    if model.get("optimizer"):
-        optimizer = model["optimizer"]
+    if config := model.get("optimizer"):
         key = f"{prefix}.optimizer"
-        built["optimizer"] = factory(optimizer, OPTIMIZER, trusted, where, key, ["params"])
-    if model.get("scheduler"):
-        config = dict(model["scheduler"])
-        options = {k: config.pop(k) for k in LIGHTNING_SCHEDULER_KEYS if k in config}
+        built["optimizer"] = factory(config, OPTIMIZER, trusted, where, key, ["params"])
+    if config := dict(model.get("scheduler") or {}):
+        lightning = {k: config.pop(k) for k in LIGHTNING_SCHEDULER_KEYS if k in config}
         key = f"{prefix}.scheduler"
         scheduler = factory(config, SCHEDULER, trusted, where, key, ["optimizer"])
-        built["scheduler"] = options | {"scheduler": scheduler}
+        built["scheduler"] = lightning | {"scheduler": scheduler}
     names, _ = parameters(cls)
     for name in built:
         if name not in names:
@@ -68,8 +66,12 @@ def build_model(
                 f"{at(where)}{prefix}.{name} is set, but {cls.__name__} takes no {name}; set "
                 f"{prefix}.{name}=null, or give {cls.__name__} a {name} argument"
             )
-    data = {"spec": spec, "input_shape": spec.input_shape, "num_outputs": spec.num_outputs}
-    data["num_classes"] = spec.num_outputs
+    data = {
+        "spec": spec,
+        "input_shape": spec.input_shape,
+        "num_outputs": spec.num_outputs,
+        "num_classes": spec.num_outputs,
+    }
     data = {name: value for name, value in data.items() if name in names}
     options = {
         key: value
