@@ -13,6 +13,7 @@ python src/export.py ckpt_path=<run>/checkpoints/last.ckpt format=torchscript ou
 import io
 import logging
 import sys
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from src.run.checkpoints import resolve_checkpoint
 from src.run.config import check_given, check_group_choices
 from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
+from src.run.serving import check_output
 
 if TYPE_CHECKING:
     import lightning as L
@@ -52,9 +54,9 @@ def export(cfg: DictConfig) -> Path:
         )
     default = Path(cfg.paths.output_dir) / f"model{SUFFIXES[cfg.format]}"
     output = Path(cfg.output).expanduser() if cfg.output else default
-    if output.is_dir():
-        raise ConfigError(f"output={output} is a folder; give the path of the file to write")
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
+    what = f"an earlier {cfg.format} export"
+    check_output(output, [Path(ckpt_path)], EXPORTED[cfg.format], what, cfg.overwrite)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     import torch
 
@@ -82,6 +84,29 @@ def export(cfg: DictConfig) -> Path:
         file.write(exported)
     print_export_summary(cfg.format, output, spec, expected, float(difference))
     return output
+
+
+def is_onnx(path: Path) -> bool:
+    """Whether `path` holds an ONNX model taking `input`, as this script exports them."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # protobuf's and onnx's errors: not a model
+        return False
+    return [i.name for i in model.graph.input] == ["input"]
+
+
+def is_torchscript(path: Path) -> bool:
+    """Whether `path` holds a TorchScript model (a zip archive with its constants)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/constants.pkl") for name in archive.namelist())
+
+
+# what each format's earlier exports look like, which a new export may replace
+EXPORTED = {"onnx": is_onnx, "torchscript": is_torchscript}
 
 
 def exported_network(cfg: DictConfig, module: "L.LightningModule") -> "nn.Module":

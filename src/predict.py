@@ -20,7 +20,12 @@ from src.run.checkpoints import resolve_checkpoint
 from src.run.config import check_given, check_group_choices, fresh_targets, validate
 from src.run.launch import skip_collection_at_exit
 from src.run.resolvers import register_resolvers
-from src.run.serving import check_provides, compatible_datamodule, use_trained_config
+from src.run.serving import (
+    check_output,
+    check_provides,
+    compatible_datamodule,
+    use_trained_config,
+)
 
 register_resolvers()
 
@@ -32,8 +37,10 @@ def predict(cfg: DictConfig) -> Path:
     that path. Lightning's `predict` runs the module, on the trainer's device and precision."""
     check_given(cfg)
     input_path, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
-    check_paths(input_path, output)
+    check_input(input_path)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
+    what = "an earlier table of predictions (first line: input,prediction...)"
+    check_output(output, [input_path, Path(ckpt_path)], is_predictions, what, cfg.overwrite)
     use_trained_config(cfg, ckpt_path, ("data",))
     validate(cfg)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
@@ -57,11 +64,9 @@ def predict(cfg: DictConfig) -> Path:
     return output
 
 
-def check_paths(path: Path, output: Path) -> None:
+def check_input(path: Path) -> None:
     """Raise `ConfigError` unless `path` is a folder or a regular .npy/.csv file (reading a FIFO
-    or a socket would block) and `output` no folder."""
-    if output.is_dir():
-        raise ConfigError(f"output={output} is a folder; give the path of the CSV file to write")
+    or a socket would block)."""
     if not path.exists():
         raise ConfigError(
             f"input={path}: no such file or folder; give a folder of images or a .npy/.csv file"
@@ -75,6 +80,15 @@ def check_paths(path: Path, output: Path) -> None:
             f"input={path}: {path.suffix or 'no suffix'} files are not read; give a folder of "
             f"PNG/JPG images or a .npy/.csv file"
         )
+
+
+def is_predictions(path: Path) -> bool:
+    """Whether `path` is a table of predictions, as this script writes them."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.readline().startswith("input,prediction")
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def print_prediction_summary(

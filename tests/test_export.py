@@ -1,5 +1,6 @@
 """Export: ONNX Runtime and TorchScript match PyTorch on real inputs; the CLI writes the file."""
 
+import re
 from pathlib import Path
 
 import onnxruntime
@@ -97,3 +98,29 @@ def test_an_export_that_differs_from_pytorch_is_not_written(
     with pytest.raises(RuntimeError, match="differs from PyTorch by up to"):
         export(cfg)
     assert not list(tmp_path.glob("*model*"))
+
+
+def test_export_never_writes_over_a_file_it_did_not_write(make_cfg, points_ckpt, tmp_path) -> None:
+    """Not the checkpoint, ever; another file only when it is an export of the same format (an
+    earlier one) or with overwrite=true."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    before = points_ckpt.read_bytes()
+
+    def run(output: Path, *args: str) -> Path:
+        return export(
+            make_cfg(f"ckpt_path={points_ckpt}", f"output={output}", *args, config_name="export")
+        )
+
+    for output, args, message in (
+        (points_ckpt, ["overwrite=true"], "is the file this command reads"),
+        (notes, [], "exists and is not an earlier onnx export"),
+    ):
+        with pytest.raises(ConfigError, match=f"^output={re.escape(str(output))} {message}"):
+            run(output, *args)
+    assert points_ckpt.read_bytes() == before and notes.read_text() == "mine\n"
+    model = tmp_path / "model.onnx"
+    run(model)
+    run(model)  # its own earlier export
+    run(notes, "overwrite=true")
+    assert notes.read_bytes() == model.read_bytes()

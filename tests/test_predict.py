@@ -25,7 +25,7 @@ from src.data.spec import DataSpec
 from src.data.tensor_datamodule import TensorDataModule
 from src.errors import ConfigError
 from src.models.loading import load_module
-from src.predict import check_paths, predict
+from src.predict import check_input, predict
 from src.run.inputs import read_inputs
 from tests.conftest import TRUSTED, run_script, write_mnist
 from tests.test_eval import mnist_data, trained_run
@@ -205,7 +205,7 @@ def test_a_failed_write_leaves_the_previous_csv_alone(
 ) -> None:
     np.save(tmp_path / "points.npy", np.zeros((3, 2), dtype=np.float32))
     output = tmp_path / "out.csv"
-    output.write_text("previous results\n")
+    output.write_text("input,prediction\nprevious,results\n")  # an earlier run's table
 
     class FullDisk:  # a csv.writer that runs out of room after the header
         def __init__(self, file) -> None:
@@ -218,7 +218,7 @@ def test_a_failed_write_leaves_the_previous_csv_alone(
     monkeypatch.setattr(src.callbacks.predictions.csv, "writer", FullDisk)
     with pytest.raises(OSError, match="disk full"):
         predict_in_process(make_cfg, runs["points"], tmp_path / "points.npy", f"output={output}")
-    assert output.read_text() == "previous results\n"
+    assert output.read_text() == "input,prediction\nprevious,results\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out.csv", "points.npy"]
 
 
@@ -248,7 +248,7 @@ def test_a_fifo_input_is_refused_at_once(tmp_path: Path, name: str) -> None:
     os.mkfifo(fifo)
     message = re.escape(f"input={fifo} is not a regular file; give a folder of images")
     with deadline(10), pytest.raises(ConfigError, match=message):
-        check_paths(fifo, tmp_path / "predictions.csv")
+        check_input(fifo)
 
 
 def test_image_folders_skip_sub_folders_and_refuse_fifos_and_sockets(tmp_path: Path) -> None:
@@ -342,3 +342,29 @@ def test_object_arrays_are_never_unpickled(tmp_path: Path) -> None:
     np.save(path, np.array([[1, 2], [3, None]], dtype=object), allow_pickle=True)
     with pytest.raises(ConfigError, match=r"is not a numeric \.npy array \(.*allow_pickle=False"):
         read_inputs(path, POINTS)
+
+
+def test_predict_never_writes_over_a_file_it_did_not_write(make_cfg, runs, tmp_path) -> None:
+    """Not the input, nor the checkpoint, ever; another file only when it is a table of
+    predictions (an earlier run's) or with overwrite=true."""
+    source = tmp_path / "points.csv"
+    source.write_text("2,2\n-2,-2\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    for output, message in (
+        (source, "is the file this command reads"),
+        (runs["points"], "is the file this command reads"),
+        (notes, "exists and is not an earlier table of predictions"),
+    ):
+        with pytest.raises(ConfigError, match=f"^output={re.escape(str(output))} {message}"):
+            predict_in_process(make_cfg, runs["points"], source, f"output={output}")
+    with pytest.raises(ConfigError, match="is the file this command reads"):
+        predict_in_process(make_cfg, runs["points"], source, f"output={source}", "overwrite=true")
+    assert source.read_text() == "2,2\n-2,-2\n" and notes.read_text() == "mine\n"
+    table = tmp_path / "predictions.csv"
+    first = predict_in_process(make_cfg, runs["points"], source, f"output={table}")
+    assert predict_in_process(make_cfg, runs["points"], source, f"output={table}") == first
+    replaced = predict_in_process(
+        make_cfg, runs["points"], source, f"output={notes}", "overwrite=true"
+    )
+    assert replaced == first

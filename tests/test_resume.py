@@ -446,3 +446,18 @@ def test_a_warm_start_takes_the_checkpoints_model_and_data(make_cfg, tmp_path) -
         with pytest.raises(ConfigError, match="nothing left to train, the checkpoint has done"):
             run = [f"ckpt_path={ended}", *quiet, "trainer.max_epochs=1"]
             train(compose_run(run, tmp_path / f"after_{ended.name}"))
+
+
+@pytest.mark.parametrize("script", ["train", "eval"])
+def test_a_folder_that_is_no_run_is_never_written_into(default_run, tmp_path, script) -> None:
+    """`hydra.run.dir=.` (or any folder of other files): refused before anything is written."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "requirements.txt").write_text("mine\n")
+    (folder / "metrics.json").write_text('{"mine": 1}\n')
+    evaluated = [f"ckpt_path={default_run}"] if script == "eval" else []
+    result = run_script(script, *evaluated, f"hydra.run.dir={folder}")
+    assert result.returncode == 1
+    assert f"{folder} holds files that are not a run of this template" in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "requirements.txt"]
+    assert (folder / "requirements.txt").read_text() == "mine\n"

@@ -38,6 +38,8 @@ class RunDirectory(Callback):
       it) and holds it while it lives; the system releases it when the process ends, killed or
       not. A second process for the same directory stops in one sentence naming the holder
       (`SystemExit`: Hydra turns a callback's exceptions into warnings).
+    - A directory that is neither new, nor empty, nor a run (with its `.hydra/`) is never entered:
+      a run would write over its files (`hydra.run.dir=.`).
     - A directory that holds checkpoints is entered only to resume them (`resume=<run dir>`,
       `ckpt_path=last`, a requeued SLURM job), never by a new run over the old one's history,
       nor by eval, predict or export.
@@ -78,6 +80,11 @@ class RunDirectory(Callback):
         if config.hydra.output_subdir is None:
             return
         run_dir = run_dir.resolve()
+        if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / ".hydra").is_dir():
+            raise SystemExit(
+                f"{run_dir} holds files that are not a run of this template, which a run would "
+                f"write over; give a new or empty hydra.run.dir"
+            )
         lock_file = run_dir / ".hydra" / "run.lock"
         lock = FileLock(lock_file, timeout=0)
         try:

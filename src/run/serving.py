@@ -1,5 +1,7 @@
 """What the scripts that use a trained model share: its configs from the checkpoint, checks."""
 
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hydra.core.hydra_config import HydraConfig
@@ -82,4 +84,21 @@ def check_provides(cfg: DictConfig, module: "L.LightningModule", method: str, co
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path} holds a {name}, which has no {method}; {command} needs "
             f"one: give {name} a {method}"
+        )
+
+
+def check_output(
+    output: Path, read: Sequence[Path], ours: Callable[[Path], bool], what: str, overwrite: bool
+) -> None:
+    """`ConfigError` unless the command may write `output`: never a folder or a file it reads
+    (`read`: the checkpoint, the input), and an existing file only when `ours` says it is what
+    this command writes (`what`: its earlier output) or with `overwrite=true`."""
+    if output.is_dir():
+        raise ConfigError(f"output={output} is a folder; give the path of the file to write")
+    if any(output.resolve() == path.resolve() for path in read):
+        raise ConfigError(f"output={output} is the file this command reads; give another path")
+    if output.exists() and not overwrite and not ours(output):
+        raise ConfigError(
+            f"output={output} exists and is not {what}; give another path, or overwrite=true to "
+            f"replace it"
         )
