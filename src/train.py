@@ -114,19 +114,20 @@ def fit_and_test(
     datamodule: "L.LightningDataModule",
     ckpt_path: str | None,
 ) -> tuple[dict[str, float], str]:
-    """Fit (unless `train=false`), then test the best checkpoint; return the metrics and the best
-    checkpoint's path (empty when none was saved)."""
+    """Fit (unless `train=false`), then test the best checkpoint; return the metrics, the run's
+    result among them (`best_result`), and the best checkpoint's path (empty when none was
+    saved)."""
     from lightning.pytorch.utilities import rank_zero_info
 
-    from src.run.trainer import logged_metrics
+    from src.run.trainer import best_result, logged_metrics
 
     if cfg.get("train"):
         start = load_step(ckpt_path) if ckpt_path else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         if trainer.global_step == start:  # say, the checkpoint's timer had run out
             raise nothing_left_to_train(cfg, trainer.current_epoch, trainer.global_step)
-    metrics = logged_metrics(trainer, "train")
-    best = next((c.best_model_path for c in trainer.checkpoint_callbacks if is_best(c)), "")
+    result, best = best_result(trainer, cfg.get("monitor"))
+    metrics = logged_metrics(trainer, "train") | result
     if cfg.get("test"):
         if not best:
             rank_zero_info("No best checkpoint was saved: testing the current weights.")
@@ -135,25 +136,29 @@ def fit_and_test(
     return metrics, best
 
 
-def is_best(callback: object) -> bool:
-    """Whether `callback` keeps a best checkpoint (a `ModelCheckpoint` that saved one)."""
-    return bool(getattr(callback, "best_model_path", ""))
-
-
 def check_result(cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """Raise `DivergedError` when the metric the run is judged by is NaN or infinite (every batch
-    skipped, diverged weights): such a run has no result."""
-    name = cfg.get("monitor")
-    if name in metrics and not math.isfinite(metrics[name]):
+    """Raise when the run has no result to be judged by: `monitor` was never logged
+    (`ConfigError`), or its best value is NaN or infinite (`DivergedError`: every batch skipped,
+    diverged weights)."""
+    if not (name := cfg.get("monitor")) or not cfg.get("train"):
+        return
+    if f"best/{name}" not in metrics:
+        raise ConfigError(
+            f"monitor={name} was never logged, so the run has no result: no validation batch ran "
+            f"(trainer.limit_val_batches=0?) or the module logs no such metric; give it "
+            f"validation data, or monitor=<a metric it logs>"
+        )
+    if not math.isfinite(value := metrics[f"best/{name}"]):
         raise DivergedError(
-            f"{name} is {metrics[name]}: the run has no result; lower model.optimizer.lr, or check "
-            f"the data for NaN or infinite values"
+            f"{name} is {value}: the run has no result; lower model.optimizer.lr, or check the "
+            f"data for NaN or infinite values"
         )
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the monitored metric (`cfg.monitor`) for sweepers.
+    """Hydra entry point; returns the run's result for sweepers, the best value of the monitored
+    metric (`best/<monitor>`).
 
     A failing job writes its traceback to `error.txt` in its run directory, for the sweep
     summary, and raises: Hydra's launchers run a sweep's other jobs, then exit non-zero. A
@@ -167,7 +172,7 @@ def main(cfg: DictConfig) -> float | None:
     except Stopped as stop:
         (Path(cfg.paths.output_dir) / ERROR_FILE).write_text(f"{stop}\n")
         raise
-    return metrics.get(cfg.monitor) if cfg.get("monitor") else None
+    return metrics.get(f"best/{cfg.monitor}") if cfg.get("monitor") else None
 
 
 if __name__ == "__main__":

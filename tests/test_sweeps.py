@@ -16,22 +16,23 @@ QUICK = ["trainer.max_epochs=1", "logger=none", "extras.print_config=false"]
 
 
 def test_grid_with_failing_jobs_runs_every_job_and_ends_with_the_summary(tmp_path: Path) -> None:
-    # lr=1e30 diverges: its batches are skipped, val/loss is NaN, and a NaN result is a failure
+    # lr=1e30 diverges: its batches are skipped, val/loss is NaN (the best checkpoint's: inf), and
+    # a run without a finite result fails
     grid = ["-m", "seed=0,1", "model.optimizer.lr=1e-2,1e30", f"hydra.sweep.dir={tmp_path}"]
     result = run_script("train", *grid, "model.nonfinite_loss=skip", *QUICK)
     assert result.returncode == 1
-    assert "val/loss is nan: the run has no result" in result.stderr
+    assert "val/loss is inf: the run has no result" in result.stderr
     assert "Job 1 failed; the sweep goes on" in result.stdout + result.stderr
     with open(tmp_path / "summary.csv") as file:
         rows = list(csv.DictReader(file))
     assert [row["status"] for row in rows] == ["ok", "ok", "failed", "failed"]
-    assert float(rows[0]["val/loss"]) <= float(rows[1]["val/loss"])  # best first
+    assert float(rows[0]["best/val/loss"]) <= float(rows[1]["best/val/loss"])  # best first
     assert all("lr=0.01" in row["overrides"] for row in rows[:2])
-    assert all("val/loss is nan" in row["error"] for row in rows[2:])
+    assert all("val/loss is inf" in row["error"] for row in rows[2:])
     assert all(Path(row["run_dir"], "metrics.json").is_file() for row in rows[:2])
     assert not any(Path(row["run_dir"], "metrics.json").exists() for row in rows[2:])
     # the summary tables print even though Hydra ends the sweep on the first failure
-    assert "Sweep: best val/loss (min) first" in result.stdout
+    assert "Sweep, by best/val/loss (min)" in result.stdout
     seeds = result.stdout.split("Across seeds: mean +- std")[1]
     assert "model.optimizer.lr=0.01" in seeds
     with open(tmp_path / "summary_seeds.csv") as file:
@@ -54,7 +55,7 @@ def test_ctrl_c_stops_a_sweep_with_its_job_marked_stopped_until_resumed(tmp_path
     assert row["status"] == "stopped"
     resume = f"python src/train.py resume={tmp_path / '0'}"
     assert row["error"] == f"Stopped by Ctrl-C after checkpointing; resume with: {resume}"
-    assert "stopped" in stdout.split("Sweep: best val/loss (min) first")[1]
+    assert "stopped" in stdout.split("Sweep, by best/val/loss (min)")[1]
     # a refused resume leaves it as it was; the job resumed on its own brings the summary up to date
     refused = run_script("train", f"resume={tmp_path / '0'}", "model.optimizer.lr=0.5")
     assert refused.returncode == 1 and "model.optimizer.lr=0.5 differs from" in refused.stderr

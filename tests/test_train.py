@@ -1,5 +1,6 @@
 """Training end to end: every model, the default run, its run directory, eval, resume, multirun."""
 
+import csv
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
+from src.errors import ConfigError
 from src.eval import evaluate
 from src.models import build_model
 from src.models.loading import load_module
@@ -75,10 +77,12 @@ def test_metrics_updated_in_chunks_cover_every_sample_once(make_cfg) -> None:
 
 
 def test_max_steps_may_stop_a_run_mid_epoch(make_cfg, tmp_path: Path) -> None:
-    # early stopping and checkpoints monitor val/loss, which a mid-epoch stop has not logged
-    metrics = train(make_cfg("trainer.max_steps=3", "extras.print_config=false"))
-    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
-    assert "test/acc" in metrics
+    # 50 steps an epoch: the run's result is epoch 0's validation, its best checkpoint's
+    metrics = train(make_cfg("trainer.max_steps=60", "extras.print_config=false"))
+    assert (
+        torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 60
+    )
+    assert (metrics["best/epoch"], metrics["best/step"]) == (0, 50) and "test/acc" in metrics
 
 
 def test_default_run_reaches_99_percent_test_accuracy(default_run: Path) -> None:
@@ -166,3 +170,25 @@ def test_git_diff_holds_changed_and_new_files(tmp_path, monkeypatch) -> None:
     diff = (run_dir / "git.diff").read_text()
     assert "+a = 2" in diff and "+class TinyNet: ..." in diff
     assert yaml.safe_load((run_dir / "provenance.yaml").read_text())["git_dirty"] is True
+
+
+def test_a_run_is_judged_by_its_best_checkpoint(make_cfg, tmp_path: Path) -> None:
+    """Early stopping ends the run two epochs after its best one: the result (what sweeps rank
+    and Optuna minimises) is the best checkpoint's val/loss, the one the test evaluates."""
+    noisy = ["data.std=3.0", "model.optimizer.lr=1.0", "callbacks.early_stopping.patience=2"]
+    metrics = train(make_cfg(*noisy, "trainer.max_epochs=25", "extras.print_config=false"))
+    with open(tmp_path / "csv" / "metrics.csv") as file:
+        validations = [row for row in csv.DictReader(file) if row["val/loss"]]
+    best = min(validations, key=lambda row: float(row["val/loss"]))
+    assert metrics["best/val/loss"] == pytest.approx(float(best["val/loss"]))
+    assert metrics["best/epoch"] == int(best["epoch"]) < len(validations) - 1
+    assert metrics["val/loss"] > metrics["best/val/loss"]  # the last epoch's, worse
+    assert (tmp_path / "checkpoints" / f"epoch_{metrics['best/epoch']:03d}.ckpt").is_file()
+
+
+def test_a_run_without_validation_has_no_result(make_cfg) -> None:
+    cfg = make_cfg(
+        "+trainer.limit_val_batches=0", "trainer.max_epochs=1", "callbacks.early_stopping=null"
+    )
+    with pytest.raises(ConfigError, match=r"^monitor=val/loss was never logged, so the run has no"):
+        train(cfg)

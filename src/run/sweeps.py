@@ -130,7 +130,7 @@ def print_sweep_summary(sweep_dir: Path, metric: str, mode: str) -> None:
         figure.savefig(sweep_dir / f"summary_{key.replace('/', '.')}.png", dpi=100)
     columns = _columns(rows, metric)
     out = console()
-    out.print(_jobs_table(rows, columns, f"Sweep: best {metric} ({mode}) first"))
+    out.print(_jobs_table(rows, columns, f"Sweep, by {metric} ({mode})"))
     groups = seed_groups(rows)
     if any(len(group) > 1 for group in groups.values()):
         out.print(_seeds_table(groups, columns))

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks.checkpoints import AtomicCheckpointIO
+from src.checkpoint_files import load_checkpoint
 from src.errors import ConfigError
 from src.run.console import shape_lightning_output
 from src.run.launch import in_joblib_sweep, relaunch_ddp_ranks_as_this_job
@@ -204,6 +205,26 @@ def finish_wandb(trainer: L.Trainer, failed: bool) -> None:
         import wandb
 
         wandb.finish(exit_code=int(failed))
+
+
+def best_result(trainer: L.Trainer, monitor: str | None) -> tuple[dict[str, float], str]:
+    """The run's result and the best checkpoint's path: the best checkpoint's value of `monitor`
+    as `best/<monitor>`, with the epoch and step it was saved at (`best/epoch`, `best/step`),
+    which the test then evaluates; without a checkpoint kept by `monitor`, its last value and
+    step, the current weights' (and any checkpoint callback's best path). No result when
+    `monitor` was never logged."""
+    kept = [c for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")]
+    for callback in kept:
+        if callback.monitor == monitor and callback.best_model_score is not None:
+            saved = load_checkpoint(callback.best_model_path, mmap=True)
+            result = {f"best/{monitor}": float(callback.best_model_score)}
+            result |= {"best/epoch": saved["epoch"], "best/step": saved["global_step"]}
+            return result, callback.best_model_path
+    best = kept[0].best_model_path if kept else ""
+    if monitor not in trainer.callback_metrics:
+        return {}, best
+    value = float(trainer.callback_metrics[monitor])
+    return {f"best/{monitor}": value, "best/step": trainer.global_step}, best
 
 
 def logged_metrics(trainer: L.Trainer, stage: str) -> dict[str, float]:
