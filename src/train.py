@@ -150,8 +150,8 @@ def check_result(cfg: DictConfig, metrics: dict[str, float]) -> None:
         )
     if not math.isfinite(value := metrics[f"best/{name}"]):
         raise DivergedError(
-            f"{name} is {value}: the run has no result; lower model.optimizer.lr, or check the "
-            f"data for NaN or infinite values"
+            f"{name} has no finite value (best: {value}): the run has no result; lower "
+            f"model.optimizer.lr, or check the data for NaN or infinite values"
         )
 
 

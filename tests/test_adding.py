@@ -164,7 +164,11 @@ def test_a_module_says_what_it_lacks_for_each_command(tmp_path) -> None:
     run_dir = tmp_path / "run"
     trust = "trusted=[src,torch.optim,tests]"
     args = ["model.module=tests.outside.Bare", "~model.net", "~model.optimizer", trust]
-    no_validation = ["callbacks.early_stopping=null", "callbacks.model_checkpoint=null"]
+    no_validation = [
+        "callbacks.early_stopping=null",
+        "callbacks.model_checkpoint=null",
+        "monitor=null",
+    ]
     trained = run_script(
         "train",
         *args,

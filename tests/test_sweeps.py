@@ -21,14 +21,14 @@ def test_grid_with_failing_jobs_runs_every_job_and_ends_with_the_summary(tmp_pat
     grid = ["-m", "seed=0,1", "model.optimizer.lr=1e-2,1e30", f"hydra.sweep.dir={tmp_path}"]
     result = run_script("train", *grid, "model.nonfinite_loss=skip", *QUICK)
     assert result.returncode == 1
-    assert "val/loss is inf: the run has no result" in result.stderr
+    assert "val/loss has no finite value (best: inf): the run has no result" in result.stderr
     assert "Job 1 failed; the sweep goes on" in result.stdout + result.stderr
     with open(tmp_path / "summary.csv") as file:
         rows = list(csv.DictReader(file))
     assert [row["status"] for row in rows] == ["ok", "ok", "failed", "failed"]
     assert float(rows[0]["best/val/loss"]) <= float(rows[1]["best/val/loss"])  # best first
     assert all("lr=0.01" in row["overrides"] for row in rows[:2])
-    assert all("val/loss is inf" in row["error"] for row in rows[2:])
+    assert all("val/loss has no finite value" in row["error"] for row in rows[2:])
     assert all(Path(row["run_dir"], "metrics.json").is_file() for row in rows[:2])
     assert not any(Path(row["run_dir"], "metrics.json").exists() for row in rows[2:])
     # the summary tables print even though Hydra ends the sweep on the first failure
