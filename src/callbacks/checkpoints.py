@@ -75,6 +75,7 @@ def plain_values(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def is_plain(value: Any) -> bool:
+    """Whether `value` loads with `torch.load(weights_only=True)`."""
     if isinstance(value, dict):
         return all(isinstance(k, str | int) and is_plain(v) for k, v in value.items())
     if isinstance(value, list | tuple):
