@@ -1,6 +1,7 @@
 """Multirun sweeps: every job runs, failures are recorded, and a summary ranks the jobs."""
 
 import csv
+import errno
 import json
 import signal
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.run.sweeps import sweep_figures
+from src.run.sweeps import collect, print_sweep_summary, sweep_figures
 from tests.conftest import run_script, start_script
 
 QUICK = ["trainer.max_epochs=1", "logger=none", "extras.print_config=false"]
@@ -92,3 +93,43 @@ def test_sweep_pictures_plot_each_setting_with_seeds_as_error_bars() -> None:
     assert list(means.get_xdata()) == [0.001, 0.01, 0.1]
     assert list(means.get_ydata()) == pytest.approx([0.51, 0.6, 1.5])
     assert ax.get_xscale() == "log"
+
+
+def test_the_summary_survives_what_jobs_leave_behind_and_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, caplog
+) -> None:
+    def job(number: int, error: bytes | None = None, metrics: str | None = None) -> Path:
+        job_dir = tmp_path / str(number)
+        (job_dir / ".hydra").mkdir(parents=True)
+        (job_dir / ".hydra" / "overrides.yaml").write_text(f"- seed={number}\n")
+        if error is not None:
+            (job_dir / "error.txt").write_bytes(error)
+        if metrics is not None:
+            (job_dir / "metrics.json").write_text(metrics)
+        return job_dir
+
+    job(0, metrics='{"best/val/loss": 0.5}')
+    job(1, error=b"")  # the disk was full when it failed
+    job(2, error=b"\xff\xfe")
+    job(3, metrics='{"best/val/loss": 0.')  # cut short
+    job(4, metrics='{"best/val/loss": "low"}')
+    job(5).joinpath(".hydra", "overrides.yaml").write_text("seed: 5")
+    (tmp_path / "6" / ".hydra").mkdir(parents=True)  # killed before Hydra saved its records
+    rows = {row["job"]: row for row in collect(tmp_path)}
+    assert sorted(rows) == ["0", "1", "2", "3", "4", "5"]
+    assert rows["0"]["status"] == "ok"
+    assert {rows[n]["status"] for n in "12345"} == {"failed"}
+    assert rows["1"]["error"].endswith("error.txt is empty: the job ended without saying why")
+    assert "error.txt is unreadable" in rows["2"]["error"]
+    assert "metrics.json is unreadable" in rows["3"]["error"]
+    assert "metrics.json holds no metrics" in rows["4"]["error"]
+    assert "overrides.yaml is not a list of overrides" in rows["5"]["error"]
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("src.run.sweeps.atomic_write", full_disk)
+    print_sweep_summary(tmp_path, "best/val/loss", "min")
+    assert "Could not write the summary" in caplog.text and "No space left" in caplog.text
+    table = capsys.readouterr().out.split("Sweep, by best/val/loss (min)")[1]
+    assert table.count("failed") == 5 and "0.5" in table

@@ -200,15 +200,23 @@ class SweepSummary(Callback):
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:
-            summary = write_summary(Path(config.hydra.sweep.dir), self.metric, self.mode)
+            sweep_dir = Path(config.hydra.sweep.dir)
+            self._write(sweep_dir)
             if job_return.status == JobStatus.FAILED:
                 log.error(
-                    f"Job {config.hydra.job.num} failed; the sweep goes on. Summary: {summary}"
+                    f"Job {config.hydra.job.num} failed; the sweep goes on. Summary: "
+                    f"{sweep_dir / 'summary.csv'}"
                 )
             return
         sweep_dir = Path(config.hydra.runtime.output_dir).parent
         if (sweep_dir / "summary.csv").is_file():  # a sweep's job resumed on its own
+            self._write(sweep_dir)
+
+    def _write(self, sweep_dir: Path) -> None:
+        try:
             write_summary(sweep_dir, self.metric, self.mode)
+        except OSError as error:  # a full disk: the final summary prints what it can
+            log.error(f"Could not update {sweep_dir / 'summary.csv'} ({error})")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         atexit.unregister(self._print)

@@ -33,15 +33,21 @@ def write_json(path: Path, values: dict[str, Any]) -> None:
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job directory of the sweep: job, overrides, status, error, metrics, run dir."""
+    """One row per job directory of the sweep: job, overrides, status, error, metrics, run dir.
+
+    Whatever a job left behind (an empty or unreadable `error.txt` or `metrics.json`, as a full
+    disk leaves them) makes it a failed job that says so, never a failed summary."""
     rows = []
     for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
-        metrics_file, error_file = job_dir / METRICS_FILE, job_dir / ERROR_FILE
-        error = error_file.read_text().strip().splitlines()[-1] if error_file.is_file() else ""
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        error, metrics = _error(job_dir / ERROR_FILE), {}
+        try:
+            if (job_dir / METRICS_FILE).is_file():
+                metrics = _metrics(job_dir / METRICS_FILE)
+            overrides = _overrides(overrides_file)  # a resumed job's: its own
+        except (OSError, ValueError) as problem:
+            error, metrics, overrides = str(problem), {}, []
         stopped = error.startswith(Stopped.PREFIX)
-        overrides = yaml.safe_load(overrides_file.read_text()) or []  # a resumed job's: its own
         status = "ok" if metrics else "stopped" if stopped else "failed" if error else "running"
         rows.append(
             {
@@ -54,6 +60,42 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _error(path: Path) -> str:
+    """The last line of a job's error file: what ended it; "" when there is none."""
+    try:
+        lines = path.read_text().strip().splitlines()
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as problem:
+        return f"{path} is unreadable ({problem})"
+    return lines[-1] if lines else f"{path} is empty: the job ended without saying why"
+
+
+def _metrics(path: Path) -> dict[str, float]:
+    """A job's final metrics; `ValueError` naming the file when it holds none."""
+    try:
+        metrics = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as problem:
+        raise ValueError(f"{path} is unreadable ({problem})") from None
+    numbers = isinstance(metrics, dict) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values()
+    )
+    if not metrics or not numbers:
+        raise ValueError(f"{path} holds no metrics (a JSON object of numbers)")
+    return metrics
+
+
+def _overrides(path: Path) -> list[str]:
+    """A job's overrides as Hydra saved them; `ValueError` naming the file otherwise."""
+    try:
+        overrides = yaml.safe_load(path.read_text()) or []
+    except (UnicodeDecodeError, yaml.YAMLError) as problem:
+        raise ValueError(f"{path} is unreadable ({problem})") from None
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ValueError(f"{path} is not a list of overrides")
+    return overrides
 
 
 def ranked(rows: list[dict[str, Any]], metric: str, mode: str) -> list[dict[str, Any]]:
@@ -123,11 +165,20 @@ def write_summary(sweep_dir: Path, metric: str, mode: str) -> Path:
 
 
 def print_sweep_summary(sweep_dir: Path, metric: str, mode: str) -> None:
-    """Rewrite the summary files, draw the sweep's pictures, and print the summary as tables."""
-    write_summary(sweep_dir, metric, mode)
+    """Rewrite the summary files, draw the sweep's pictures, and print the summary as tables;
+    files that cannot be written (a full disk) are named in one line, and the tables still
+    print."""
+    try:
+        write_summary(sweep_dir, metric, mode)
+    except OSError as error:
+        log.error(f"Could not write the summary in {sweep_dir} ({error}); it follows here")
     rows = ranked(collect(sweep_dir), metric, mode)
     for key, figure in sweep_figures(rows, metric).items():
-        figure.savefig(sweep_dir / f"summary_{key.replace('/', '.')}.png", dpi=100)
+        path = sweep_dir / f"summary_{key.replace('/', '.')}.png"
+        try:
+            figure.savefig(path, dpi=100)
+        except OSError as error:
+            log.error(f"Could not draw {path} ({error})")
     columns = _columns(rows, metric)
     out = console()
     out.print(_jobs_table(rows, columns, f"Sweep, by {metric} ({mode})"))
