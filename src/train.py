@@ -6,6 +6,8 @@ python src/train.py resume=logs/train/runs/<run>  # continue a run where it stop
 python src/train.py rerun=logs/train/runs/<run>   # run its saved config again, in a new run dir
 """
 
+import json
+import logging
 import math
 import shlex
 import sys
@@ -27,7 +29,7 @@ from src.run.checkpoints import (
     resolve_checkpoint,
 )
 from src.run.config import check_given, check_group_choices, fresh_targets, validate
-from src.run.launch import requeued_checkpoint, skip_collection_at_exit
+from src.run.launch import continued_checkpoint, skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 from src.run.serving import use_trained_config
 from src.run.sweeps import ERROR_FILE, METRICS_FILE, write_json
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     import lightning as L
 
 register_resolvers()
+log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -49,13 +52,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_given(cfg)
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    ckpt_path = resolve_checkpoint(requeued_checkpoint(cfg.get("ckpt_path"), run_dir), run_dir)
+    ckpt_path = resolve_checkpoint(continued_checkpoint(cfg, run_dir), run_dir)
     trained = use_trained_config(cfg, ckpt_path, ("model", "data")) if ckpt_path else []
+    fit = cfg.get("train")
     if ckpt_path:
         validate(cfg)
         check_resume_settings(cfg, ckpt_path)
-        if cfg.get("train"):
-            check_left_to_train(cfg, ckpt_path)
+        if fit:
+            fit = left_to_train(cfg, ckpt_path)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
 
@@ -88,7 +92,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log_hyperparameters(trainer, cfg)
     try:
         with ctrl_c_stops_like_sigterm() as ctrl_c:
-            metrics, best = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
+            metrics, best = fit_and_test(cfg, trainer, model, datamodule, ckpt_path, fit)
         check_result(cfg, metrics)
     except BaseException as error:
         finish_wandb(trainer, failed=True)
@@ -107,25 +111,41 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def left_to_train(cfg: DictConfig, ckpt_path: str) -> bool:
+    """Whether the checkpoint has training left (else `check_left_to_train`'s `ConfigError`); a
+    continued job (`continue_run`) whose training had ended goes on to its test."""
+    try:
+        check_left_to_train(cfg, ckpt_path)
+    except ConfigError:
+        if not cfg.get("continue_run"):
+            raise
+        log.info("This job's training had ended: testing its best checkpoint")
+        return False
+    return True
+
+
 def fit_and_test(
     cfg: DictConfig,
     trainer: "L.Trainer",
     model: "L.LightningModule",
     datamodule: "L.LightningDataModule",
     ckpt_path: str | None,
+    fit: bool,
 ) -> tuple[dict[str, float], str]:
-    """Fit (unless `train=false`), then test the best checkpoint; return the metrics, the run's
-    result among them (`best_result`), and the best checkpoint's path (empty when none was
-    saved)."""
+    """Fit (when `fit`; a continued job whose training had ended takes its checkpoint callbacks'
+    state from `ckpt_path`), then test the best checkpoint; return the metrics, the run's result
+    among them (`best_result`), and the best checkpoint's path (empty when none was saved)."""
     from lightning.pytorch.utilities import rank_zero_info
 
-    from src.run.trainer import best_result, logged_metrics
+    from src.run.trainer import best_result, logged_metrics, restore_checkpoint_callbacks
 
-    if cfg.get("train"):
+    if fit:
         start = load_step(ckpt_path) if ckpt_path else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         if trainer.global_step == start:  # say, the checkpoint's timer had run out
             raise nothing_left_to_train(cfg, trainer.current_epoch, trainer.global_step)
+    elif ckpt_path and cfg.get("train"):  # a continued job whose training had ended
+        restore_checkpoint_callbacks(trainer, ckpt_path)
     result, best = best_result(trainer, cfg.get("monitor"))
     metrics = logged_metrics(trainer, "train") | result
     if cfg.get("test"):
@@ -164,6 +184,11 @@ def main(cfg: DictConfig) -> float | None:
     summary, and raises: Hydra's launchers run a sweep's other jobs, then exit non-zero. A
     stopped job writes how to resume it there.
     """
+    finished = Path(cfg.paths.output_dir) / METRICS_FILE
+    if cfg.get("continue_run") and finished.is_file():  # a continued sweep's finished job
+        log.info(f"This job finished earlier; its result is kept: {finished}")
+        metrics = json.loads(finished.read_text())
+        return metrics.get(f"best/{cfg.monitor}") if cfg.get("monitor") else None
     try:
         metrics = train(cfg)
     except Exception:

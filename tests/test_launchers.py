@@ -16,7 +16,7 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment
-from omegaconf import open_dict, read_write
+from omegaconf import OmegaConf, open_dict, read_write
 
 from src.run import launch
 from src.run.checkpoints import resumable_checkpoints
@@ -165,10 +165,12 @@ def test_a_requeued_slurm_job_continues_from_its_run_directory(
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     (checkpoints / "on_exception.ckpt").write_bytes(b"")
-    assert launch.requeued_checkpoint(None, tmp_path) is None  # a first start
+    assert launch.continued_checkpoint(OmegaConf.create({"ckpt_path": None}), tmp_path) is None
+    given = OmegaConf.create({"ckpt_path": "init.ckpt"})
+    assert launch.continued_checkpoint(given, tmp_path) == "init.ckpt"  # a first start
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    assert launch.requeued_checkpoint("init.ckpt", tmp_path) == "last"
-    assert launch.requeued_checkpoint("init.ckpt", tmp_path / "new") == "init.ckpt"  # none yet
+    assert launch.continued_checkpoint(given, tmp_path) == "last"
+    assert launch.continued_checkpoint(given, tmp_path / "new") == "init.ckpt"  # none yet
     time.sleep(0.01)
     (tmp_path / "hpc_ckpt_1.ckpt").write_bytes(b"")  # Lightning's, on the requeue signal
     assert resumable_checkpoints(tmp_path)[0] == tmp_path / "hpc_ckpt_1.ckpt"

@@ -3,6 +3,7 @@
 import csv
 import errno
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -133,3 +134,101 @@ def test_the_summary_survives_what_jobs_leave_behind_and_a_full_disk(
     assert "Could not write the summary" in caplog.text and "No space left" in caplog.text
     table = capsys.readouterr().out.split("Sweep, by best/val/loss (min)")[1]
     assert table.count("failed") == 5 and "0.5" in table
+
+
+# four jobs of 400 steps each: checkpoints at steps 100, 200 and 300 come mid-job
+GRID = ["seed=0,1", "model.optimizer.lr=0.05,0.1", "trainer.max_epochs=8"]
+GRID += ["callbacks.early_stopping=null", "extras.print_config=false"]
+
+
+def summary_rows(sweep_dir: Path) -> list[dict[str, str]]:
+    """The sweep's summary, without what differs between two runs of it: where and how fast."""
+    with open(sweep_dir / "summary.csv") as file:
+        rows = list(csv.DictReader(file))
+    return [{k: v for k, v in row.items() if k != "run_dir" and "time/" not in k} for row in rows]
+
+
+def killed_sweep(sweep_dir: Path, *args: str, running: tuple[str, ...]) -> list[int]:
+    """Start a sweep of `GRID` with `args` into `sweep_dir`, SIGKILL its process once each job of
+    `running` has a checkpoint, and return the processes it had started (joblib's workers)."""
+    process = start_script("train", "-m", *GRID, *args, f"hydra.sweep.dir={sweep_dir}")
+    deadline = time.monotonic() + 180
+    while not all((sweep_dir / job / "checkpoints" / "last.ckpt").exists() for job in running):
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    children = [
+        int(line.split()[0])
+        for line in os.popen(f"ps -o pid= --ppid {process.pid}").read().splitlines()
+    ]
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    return children
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` runs (an ended one no process has waited for is a zombie, Z)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sweep_dir = tmp_path_factory.mktemp("uninterrupted")
+    result = run_script("train", "-m", *GRID, f"hydra.sweep.dir={sweep_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep_dir
+
+
+def test_a_killed_sweep_continues_as_a_whole_with_one_command(
+    tmp_path: Path, uninterrupted_sweep: Path
+) -> None:
+    killed_sweep(tmp_path, running=("1",))  # job 0 done, job 1 mid-way, jobs 2 and 3 not begun
+    assert (tmp_path / "0" / "metrics.json").is_file()
+    assert not (tmp_path / "2").exists()
+    records = {p: p.read_bytes() for p in (tmp_path / "0").glob(".hydra/*.yaml")}
+    again = run_script("train", "-m", *GRID, f"hydra.sweep.dir={tmp_path}")
+    assert again.returncode == 1
+    assert f"{tmp_path} holds an earlier sweep (jobs 0, 1), which a new sweep would" in again.stderr
+    assert f"continue it with python src/train.py -m resume={tmp_path}" in again.stderr
+    continued = run_script("train", "-m", f"resume={tmp_path}")
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    assert "This job finished earlier; its result is kept" in continued.stdout
+    # the finished job kept its records, the killed one resumed exactly, the others ran
+    assert {p: p.read_bytes() for p in records} == records
+    assert summary_rows(tmp_path) == summary_rows(uninterrupted_sweep)
+    assert [row["status"] for row in summary_rows(tmp_path)] == ["ok"] * 4
+    # killed after its training, before it was tested: the continued job tests the same checkpoint
+    (tmp_path / "3" / "metrics.json").unlink()
+    continued = run_script("train", "-m", f"resume={tmp_path}")
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    assert "This job's training had ended: testing its best checkpoint" in continued.stdout
+    judged = ("best/val/loss", "best/epoch", "best/step", "test/acc", "test/loss")
+    tested, expected = summary_rows(tmp_path), summary_rows(uninterrupted_sweep)
+    assert [[r[k] for k in judged] for r in tested] == [[r[k] for k in judged] for r in expected]
+
+
+@pytest.mark.slow
+def test_a_killed_joblib_sweep_ends_its_workers_and_continues(
+    tmp_path: Path, uninterrupted_sweep: Path
+) -> None:
+    joblib = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    workers = killed_sweep(tmp_path, *joblib, running=("0", "1"))
+    deadline = time.monotonic() + 60
+    while alive := [pid for pid in workers if running(pid)]:
+        assert time.monotonic() < deadline, f"workers {alive} outlived their sweep"
+        time.sleep(0.2)
+    finished = {row["job"] for row in collect(tmp_path) if row["status"] == "ok"}
+    continued = run_script("train", "-m", f"resume={tmp_path}", *joblib)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    rows, expected = summary_rows(tmp_path), summary_rows(uninterrupted_sweep)
+    assert [row["status"] for row in rows] == ["ok"] * 4
+    labels = ("job", "overrides", "status")
+    assert sorted([row[k] for k in labels] for row in rows) == sorted(
+        [row[k] for k in labels] for row in expected
+    )
+    assert [row for row in rows if row["job"] in finished] == [
+        row for row in expected if row["job"] in finished
+    ]

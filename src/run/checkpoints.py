@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, ValueType
 from omegaconf import DictConfig, OmegaConf
 
 from src.checkpoint_files import CheckpointError, built_from, load_checkpoint
@@ -19,7 +20,16 @@ log = logging.getLogger(__name__)
 RESUMABLE = ("last.ckpt", "on_exception.ckpt")
 # saved overrides `resume=` drops: those it sets itself, and the trust a file never extends (the
 # resume's own command line may give it again)
-RESUME_SETS = ("hydra.run.dir=", "ckpt_path=", "resume=", "rerun=", "logger.wandb.id=", "trusted=")
+RESUME_SETS = (
+    *("hydra.run.dir=", "ckpt_path=", "resume=", "rerun=", "logger.wandb.id=", "trusted="),
+    "continue_run=",
+)
+# what `-m resume=<sweep dir>` may add: how its jobs run, not what they are
+SWEEP_RUNNERS = ("-m", "--multirun", "trusted=", "hydra/launcher=", "hydra.launcher.")
+SWEEP_RUNNERS += ("hydra.sweeper.n_trials=", "hydra.sweeper.n_jobs=")
+# the Hydra settings a sweep's record may give its continuation
+SWEEP_HYDRA = ("hydra/launcher=", "hydra/sweeper=", "hydra.launcher.", "hydra.sweeper.")
+SWEEP_HYDRA += ("hydra.verbose=",)
 # the override that gives a run from a saved config this project's Hydra settings
 FROM_SAVED_CONFIG = "+hydra=default"
 # data settings that say how batches are served, not which: what a resumed run may change
@@ -163,13 +173,18 @@ def check_resume_settings(cfg: DictConfig, ckpt_path: str) -> None:
 def continue_logs(cfg: DictConfig, ckpt_path: str) -> None:
     """When the run resumes in its own directory, have its loggers continue the history there:
     each logger config with a `purge_step` gets the checkpoint's step, so what the interrupted
-    run logged after its checkpoint is dropped (CSV) or hidden (TensorBoard)."""
-    if not Path(ckpt_path).is_relative_to(Path(cfg.paths.output_dir).resolve()):
+    run logged after its checkpoint is dropped (CSV) or hidden (TensorBoard), and W&B continues
+    the run's own W&B run (its newest in `wandb/`) unless `logger.wandb.id` is given."""
+    run_dir = Path(cfg.paths.output_dir).resolve()
+    if not Path(ckpt_path).is_relative_to(run_dir):
         return
     step = load_step(ckpt_path)
     for logger in (cfg.get("logger") or {}).values():
         if logger and "purge_step" in logger:
             logger.purge_step = step
+    wandb_runs = sorted(run_dir.glob("wandb/*run-*"), key=lambda p: p.stat().st_mtime)
+    if OmegaConf.select(cfg, "logger.wandb") and cfg.logger.wandb.get("id") is None and wandb_runs:
+        cfg.logger.wandb.id = wandb_runs[-1].name.rpartition("-")[2]  # <kind>-run-<time>-<id>
 
 
 def _first_difference(key: str, value: Any, old: Any) -> tuple[str, Any, Any] | None:
@@ -196,14 +211,15 @@ def expand_run_arguments(argv: list[str]) -> list[str]:
     """A command line with `resume=<run dir>` or `rerun=<run dir>` replaced by what they mean.
 
     - `resume=`: continue that run where it stopped, in its directory: its saved overrides
-      (checked by `check_saved_override`: a file is data), `hydra.run.dir=<run dir>`,
-      `ckpt_path=last` and its W&B run id, so the same W&B run continues. A run that `rerun=`
-      started continues from its saved config, as it began.
+      (checked by `check_saved_override`: a file is data), `hydra.run.dir=<run dir>` and
+      `ckpt_path=last` (`continue_logs` continues its W&B run). A run that `rerun=` started
+      continues from its saved config, as it began. A sweep's directory continues the sweep
+      (`continued_sweep`).
     - `rerun=`: run that run's saved config again, in a new run directory with this project's
       Hydra settings (run directories, provenance). It runs the file as a config: only rerun
       runs you trust.
 
-    Either takes only a training run's directory.
+    Either takes only the directory of a run (or sweep) of src/train.py.
 
     The command line's other arguments follow and win.
     """
@@ -219,6 +235,8 @@ def expand_run_arguments(argv: list[str]) -> list[str]:
             f"{given[-1]}: {run_dir} is a file; give its run's directory, or start a new run "
             f"from a checkpoint with ckpt_path={path}"
         )
+    if kind == "resume" and (run_dir / "multirun.yaml").is_file():
+        return continued_sweep(argv[0], run_dir, others)
     config_file, overrides_file = hydra_dir / "config.yaml", hydra_dir / "overrides.yaml"
     for needed in (config_file, overrides_file):
         if not needed.is_file():
@@ -248,10 +266,39 @@ def expand_run_arguments(argv: list[str]) -> list[str]:
     trusted = configured_trust(others)
     for override in kept:
         check_saved_override(override, overrides_file, trusted)
-    wandb_runs = sorted(run_dir.glob("wandb/*run-*"), key=lambda p: p.stat().st_mtime)
-    wandb_id = [f"logger.wandb.id={wandb_runs[-1].name.rsplit('-', 1)[1]}"] if wandb_runs else []
-    resume = [f"hydra.run.dir={run_dir}", "ckpt_path=last", *wandb_id]
+    resume = [f"hydra.run.dir={run_dir}", "ckpt_path=last"]
     return [argv[0], *source, *kept, *resume, *others]
+
+
+def continued_sweep(script: str, sweep_dir: Path, others: list[str]) -> list[str]:
+    """The command that continues the sweep in `sweep_dir` as a whole: its recorded command
+    (`multirun.yaml`: its overrides, sweeps included, and how it was launched, checked by
+    `check_saved_override`) in its directory, with `continue_run=true`: each job keeps its
+    result, resumes from its checkpoints, or starts. `others` may only say how the jobs run
+    (`SWEEP_RUNNERS`)."""
+    record = sweep_dir / "multirun.yaml"
+    config = yaml.safe_load(record.read_text())
+    overrides = OmegaConf.select(OmegaConf.create(config), "hydra.overrides", default=None)
+    if config.get("task_name") != "train" or overrides is None:
+        raise ConfigError(
+            f"resume={sweep_dir}: {record} is not the record of a sweep of src/train.py; give "
+            f"the directory of one (logs/train/multiruns/<sweep>)"
+        )
+    if changes := [o for o in others if not o.startswith(SWEEP_RUNNERS)]:
+        raise ConfigError(
+            f"resume={sweep_dir}: {changes[0]} would change the jobs of a sweep that continues "
+            f"as it began; drop it, or start a new sweep"
+        )
+    trusted = configured_trust(others)
+    task = [o for o in overrides.task if not o.startswith(RESUME_SETS)]
+    launch = [o for o in overrides.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
+    for override in task:
+        check_saved_override(override, record, trusted)
+    for override in launch:
+        check_saved_override(override, record, trusted, hydra_keys=SWEEP_HYDRA)
+    runners = [o for o in others if o not in ("-m", "--multirun")]
+    ours = [f"hydra.sweep.dir={sweep_dir}", "continue_run=true"]
+    return [script, "--multirun", *task, *launch, *ours, *runners]
 
 
 def from_saved_config(hydra_dir: Path) -> list[str]:
@@ -262,6 +309,10 @@ def from_saved_config(hydra_dir: Path) -> list[str]:
 
 def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def _flat(values: list[Any]) -> list[Any]:
+    return [item for value in values for item in _as_list(value)]
 
 
 def _is_option(group: Path, value: Any) -> bool:
@@ -284,22 +335,27 @@ def configured_trust(arguments: list[str]) -> list[str]:
     return yaml.safe_load((CONFIG_DIR / "trusted.yaml").read_text())["trusted"]
 
 
-def check_saved_override(text: str, source: Path, trusted: list[str]) -> None:
-    """Raise `ConfigError` unless `text`, an override read from `source`, sets plain values or
-    names classes the configuration `trusted`: no `hydra` or `trusted` setting (a file never
-    changes either), no `_target_` from another module, and for a config group one of the
-    project's own options in `configs/`."""
+def check_saved_override(
+    text: str, source: Path, trusted: list[str], hydra_keys: tuple[str, ...] = ()
+) -> None:
+    """Raise `ConfigError` unless `text`, an override read from `source`, sets plain values (or
+    sweeps them) or names classes the configuration `trusted`: no `trusted` setting and no
+    `hydra` one but those starting with `hydra_keys` (a file never changes either), no
+    `_target_` from another module, and for a config group one of the project's own options in
+    `configs/`."""
     try:
         override = OverridesParser.create().parse_override(text)
-        value = override.value()
+        values = _values(override)
     except Exception as error:
         raise ConfigError(f"{source}: {text!r} is not an override ({error})") from None
     key = override.key_or_group
     group = CONFIG_DIR / key
-    named = targets(value, key) + ([(key, value)] if key.split(".")[-1] == "_target_" else [])
+    named = [found for value in values for found in targets(value, key)]
+    named += [(key, value) for value in values if key.split(".")[-1] == "_target_"]
     untrusted = [str(t) for _, t in named if not (isinstance(t, str) and is_trusted(t, trusted))]
     fix = "a run's saved overrides only set values, so remove it from that file or start a new run"
-    if key.split(".")[0].split("/")[0] == "hydra":
+    hydra = key.split(".")[0].split("/")[0] == "hydra"
+    if hydra and not text.startswith(hydra_keys):
         problem = "sets Hydra itself"
     elif key.split(".")[0] == "trusted":
         problem = "sets what the configuration trusts, which a file never does"
@@ -308,8 +364,18 @@ def check_saved_override(text: str, source: Path, trusted: list[str]) -> None:
         module = untrusted[0].rpartition(".")[0] or untrusted[0]
         problem = f"names {untrusted[0]}, from a module the configuration does not trust"
         fix = f"to resume the run, add {module} to {TRUST_SETTING}, or remove it from that file"
-    elif group.is_dir() and not all(_is_option(group, v) for v in _as_list(value)):
+    elif not hydra and group.is_dir() and not all(_is_option(group, v) for v in _flat(values)):
         problem = f"names no option of configs/{key}/"
     else:
         return
     raise ConfigError(f"{source}: the saved override {text!r} {problem}; {fix}")
+
+
+def _values(override: Override) -> list[Any]:
+    """The values an override sets: its value, each value of a choice or range sweep, none for
+    an interval (numbers)."""
+    if not override.is_sweep_override():
+        return [override.value()]
+    if override.value_type == ValueType.INTERVAL_SWEEP:
+        return []
+    return list(override.sweep_iterator())

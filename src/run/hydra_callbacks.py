@@ -24,11 +24,12 @@ from omegaconf import DictConfig
 
 from src.atomic import atomic_write
 from src.errors import ConfigError
-from src.run.launch import RENDEZVOUS, requeued_checkpoint
+from src.run.launch import PARENT_WATCH, RENDEZVOUS, continued_checkpoint
 from src.run.provenance import write_provenance
-from src.run.sweeps import ERROR_FILE, print_sweep_summary, write_summary
+from src.run.sweeps import ERROR_FILE, METRICS_FILE, print_sweep_summary, write_summary
 
 log = logging.getLogger(__name__)
+_SWEEP_LOCKS: list[FileLock] = []  # the sweep directories this process runs a sweep in
 
 
 class RunDirectory(Callback):
@@ -45,6 +46,10 @@ class RunDirectory(Callback):
       nor by eval, predict or export.
     - Each job writes its provenance (`write_provenance`).
     - A run or sweep directory that cannot be written stops the process in one sentence.
+    - A sweep directory is held (`multirun.lock`) by the process that runs the sweep, before
+      Hydra writes there; one that holds an earlier sweep is entered only to continue it
+      (`-m resume=<sweep dir>`, which sets `continue_run`), and its finished jobs keep their
+      records. A joblib worker ends with the sweep's process (`PARENT_WATCH`).
 
     Skipped where Hydra saves no config (`hydra.output_subdir=null`), which is how Lightning
     re-launches the extra DDP ranks of a run into their run's directory.
@@ -52,29 +57,50 @@ class RunDirectory(Callback):
 
     def __init__(self) -> None:
         self.locks: dict[Path, FileLock] = {}
+        self.sweep_process: int | None = None
+        self.kept: dict[Path, dict[Path, bytes]] = {}  # a continued sweep's finished jobs' records
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._enter(config, Path(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        try:
-            sweep_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise unwritable(sweep_dir, error) from None
+        """Before Hydra writes into the sweep directory: hold it (`multirun.lock`) for this sweep
+        alone, and enter one that holds an earlier sweep only to continue it."""
+        sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        earlier = earlier_sweep(sweep_dir)
+        if earlier and not config.get("continue_run"):
+            how = f"continue it with python src/train.py -m resume={sweep_dir}, or "
+            raise SystemExit(
+                f"{sweep_dir} holds {earlier}, which a new sweep would write over; "
+                f"{how if training(config) and 'sweep' in earlier else ''}give a new "
+                f"hydra.sweep.dir"
+            )
+        _SWEEP_LOCKS.append(hold(sweep_dir, "multirun.lock"))  # until this process ends
+        self.sweep_process = os.getpid()
+        for metrics in sweep_dir.glob(f"*/{METRICS_FILE}"):
+            records = (metrics.parent / ".hydra").glob("*.yaml")
+            self.kept[metrics.parent] = {path: path.read_bytes() for path in records}
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.output_subdir is None:
             return
         run_dir = Path(config.hydra.runtime.output_dir)
         if config.hydra.mode == RunMode.MULTIRUN:
+            if os.getppid() == self.sweep_process:  # a joblib worker
+                PARENT_WATCH.job_started(run_dir)
             self._enter(config, run_dir)
+            if records := self.kept.get(run_dir.resolve()):  # Hydra has just written over them
+                for path, content in records.items():
+                    with atomic_write(path) as file:
+                        file.write(content)
+                return
         write_provenance(run_dir, resumed=resuming(config, run_dir))
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         lock = self.locks.pop(Path(config.hydra.runtime.output_dir).resolve(), None)
         if lock is not None:  # a joblib worker goes on to other jobs
             lock.release()
+        PARENT_WATCH.job_ended()
 
     def _enter(self, config: DictConfig, run_dir: Path) -> None:
         if config.hydra.output_subdir is None:
@@ -85,27 +111,50 @@ class RunDirectory(Callback):
                 f"{run_dir} holds files that are not a run of this template, which a run would "
                 f"write over; give a new or empty hydra.run.dir"
             )
-        lock_file = run_dir / ".hydra" / "run.lock"
-        lock = FileLock(lock_file, timeout=0)
-        try:
-            lock_file.parent.mkdir(parents=True, exist_ok=True)
-            lock.acquire()
-        except Timeout:
-            holder = lock_file.read_text().strip() or "another process"
-            raise SystemExit(
-                f"{run_dir} is in use by {holder}; wait for it to end or stop it, then try again"
-            ) from None
-        except OSError as error:
-            raise unwritable(run_dir, error) from None
-        lock_file.write_text(
-            f"process {os.getpid()} on {platform.node()} ({shlex.join(sys.argv)}, since "
-            f"{datetime.now():%Y-%m-%d %H:%M:%S})\n"
-        )
-        self.locks[run_dir] = lock
+        self.locks[run_dir] = hold(run_dir, ".hydra/run.lock")
         has_checkpoints = any((run_dir / "checkpoints").glob("*.ckpt"))
         if has_checkpoints and not resuming(config, run_dir):
             how = f"continue that run with resume={run_dir}, or " if training(config) else ""
             raise SystemExit(f"{run_dir} holds a run's checkpoints; {how}give a new hydra.run.dir")
+
+
+def hold(directory: Path, lock_name: str) -> FileLock:
+    """Take `directory`'s lock `lock_name` (released when the process ends, killed or not),
+    naming this process in it; `SystemExit` naming the holder when another process has it."""
+    lock_file = directory / lock_name
+    lock = FileLock(lock_file, timeout=0)
+    try:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        holder = lock_file.read_text().strip() or "another process"
+        raise SystemExit(
+            f"{directory} is in use by {holder}; wait for it to end or stop it, then try again"
+        ) from None
+    except OSError as error:
+        raise unwritable(directory, error) from None
+    lock_file.write_text(
+        f"process {os.getpid()} on {platform.node()} ({shlex.join(sys.argv)}, since "
+        f"{datetime.now():%Y-%m-%d %H:%M:%S})\n"
+    )
+    return lock
+
+
+def earlier_sweep(sweep_dir: Path) -> str:
+    """What `sweep_dir` holds that a sweep would write over: an earlier sweep (its jobs, its
+    `multirun.yaml`) or other files; "" for a new or empty directory (locks aside)."""
+    if not sweep_dir.is_dir():
+        return ""
+    jobs = sorted((p.parent.name for p in sweep_dir.glob("*/.hydra")), key=_job_order)
+    if jobs or (sweep_dir / "multirun.yaml").is_file():
+        listed = ", ".join(jobs[:5]) + ", ..." * (len(jobs) > 5)
+        return f"an earlier sweep (jobs {listed or 'none yet'})"
+    found = sorted(p.name for p in sweep_dir.iterdir() if p.suffix != ".lock")
+    return f"files that are not a sweep of this template ({', '.join(found[:5])})" * bool(found)
+
+
+def _job_order(name: str) -> tuple[bool, int | str]:
+    return (not name.isdigit(), int(name) if name.isdigit() else name)
 
 
 def training(config: DictConfig) -> bool:
@@ -115,7 +164,7 @@ def training(config: DictConfig) -> bool:
 
 def resuming(config: DictConfig, run_dir: Path) -> bool:
     """Whether this job trains on the run in `run_dir` from one of its checkpoints."""
-    ckpt_path = requeued_checkpoint(config.get("ckpt_path"), run_dir)
+    ckpt_path = continued_checkpoint(config, run_dir)
     return training(config) and (
         ckpt_path == "last"
         or (ckpt_path is not None and Path(ckpt_path).resolve().is_relative_to(run_dir.resolve()))

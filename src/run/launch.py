@@ -5,7 +5,9 @@
 - `${job_devices:<accelerator>}` gives each worker of a joblib multirun a GPU of its own.
 - `relaunch_ddp_ranks_as_this_job` makes the DDP ranks Lightning starts run this Hydra job.
 - `EndDistributedJob` lets the next job of a multirun start DDP afresh in the same process.
-- `requeued_checkpoint` makes a requeued SLURM job continue from its run directory.
+- `continued_checkpoint` makes a requeued SLURM job, or a continued sweep's job, go on from
+  its run directory's checkpoint.
+- `PARENT_WATCH` stops a joblib worker's job, and the worker, when the sweep's process dies.
 - `skip_collection_at_exit` spares a finished command the garbage collector's last walk.
 """
 
@@ -14,13 +16,17 @@ import gc
 import logging
 import os
 import secrets
+import signal
 import sys
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from omegaconf import DictConfig
 
 from src.errors import ConfigError
 from src.run.checkpoints import resumable_checkpoints
@@ -137,9 +143,49 @@ def relaunch_ddp_ranks_as_this_job() -> None:
     subprocess_script._hydra_subprocess_cmd = ddp_rank_command
 
 
-def requeued_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
-    """`last` in a SLURM job that was requeued (preempted, or out of time) and whose run directory
-    holds a checkpoint to continue from; else `ckpt_path`."""
-    if int(os.environ.get("SLURM_RESTART_COUNT", "0")) and resumable_checkpoints(run_dir):
+def continued_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """`last` when this job continues the run in its directory, which holds a checkpoint to go
+    on from: a requeued SLURM job (preempted, or out of time), or a job of a continued sweep
+    (`continue_run`, set by `-m resume=<sweep dir>`); else `cfg.ckpt_path`."""
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0"))
+    if (requeued or cfg.get("continue_run")) and resumable_checkpoints(run_dir):
         return "last"
-    return ckpt_path
+    return cfg.get("ckpt_path")
+
+
+class ParentWatch:
+    """In a joblib worker: when the process that launched the sweep dies, SIGKILL included, stop
+    the job running here as SIGTERM does (Lightning checkpoints; the job writes how to resume it
+    in its error file), start no other, and exit; else the worker runs on alone, holding its
+    job's directory. `-m resume=<sweep dir>` then finishes the sweep."""
+
+    def __init__(self, poll_s: float = 0.5, grace_s: float = 300) -> None:
+        self.poll_s, self.grace_s = poll_s, grace_s
+        self.parent: int | None = None
+        self.job_dir: Path | None = None  # the job running in this worker, if any
+
+    def job_started(self, job_dir: Path) -> None:
+        self.job_dir = job_dir
+        if self.parent is None:
+            self.parent = os.getppid()
+            threading.Thread(target=self._watch, name="parent-watch", daemon=True).start()
+
+    def job_ended(self) -> None:
+        self.job_dir = None
+
+    def _watch(self) -> None:
+        while os.getppid() == self.parent:
+            time.sleep(self.poll_s)
+        if job_dir := self.job_dir:
+            log.warning("The sweep's process has ended: stopping this job and this worker")
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + self.grace_s
+            while self.job_dir and time.monotonic() < deadline:
+                if (job_dir / "error.txt").is_file():  # the job said how it stopped
+                    time.sleep(self.poll_s)
+                    break
+                time.sleep(self.poll_s)
+        os._exit(1)
+
+
+PARENT_WATCH = ParentWatch()

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"  # a job's final metrics, written when it succeeds
 ERROR_FILE = "error.txt"  # a job's traceback when it fails, how to resume it when stopped
-RESUMED = ("ckpt_path=last", "logger.wandb.id=")  # what `resume=` adds to a job's overrides
+# what `resume=` adds to a job's overrides: how it went on, not what it is
+RESUMED = ("ckpt_path=last", "logger.wandb.id=", "continue_run=")
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:

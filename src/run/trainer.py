@@ -227,6 +227,15 @@ def best_result(trainer: L.Trainer, monitor: str | None) -> tuple[dict[str, floa
     return {f"best/{monitor}": value, "best/step": trainer.global_step}, best
 
 
+def restore_checkpoint_callbacks(trainer: L.Trainer, ckpt_path: str) -> None:
+    """Give the trainer's checkpoint callbacks their state saved in `ckpt_path` (their best
+    checkpoint and score), as fitting from it would."""
+    states = load_checkpoint(ckpt_path, mmap=True).get("callbacks", {})
+    for callback in trainer.checkpoint_callbacks:
+        if (state := states.get(callback.state_key)) is not None:
+            callback.load_state_dict(state)
+
+
 def logged_metrics(trainer: L.Trainer, stage: str) -> dict[str, float]:
     """The trainer's latest metrics as plain floats, and `time/<stage>_s` when a `Timer` ran.
 
