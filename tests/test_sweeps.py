@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from filelock import FileLock
 
 from src.run.sweeps import collect, print_sweep_summary, sweep_figures
 from tests.conftest import run_script, start_script
@@ -232,3 +234,41 @@ def test_a_killed_joblib_sweep_ends_its_workers_and_continues(
     assert [row for row in rows if row["job"] in finished] == [
         row for row in expected if row["job"] in finished
     ]
+
+
+def test_a_sweep_directory_is_held_by_one_sweep_and_continued_only_as_it_began(
+    tmp_path: Path,
+) -> None:
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "README.md").write_text("mine")
+    refused = run_script("train", "-m", "seed=0,1", f"hydra.sweep.dir={foreign}")
+    assert refused.returncode == 1
+    assert "holds files that are not a sweep of this template (README.md)" in refused.stderr
+    assert sorted(p.name for p in foreign.iterdir()) == ["README.md"]
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    with FileLock(busy / "multirun.lock"):  # a sweep starting there at this moment
+        refused = run_script("train", "-m", "seed=0,1", f"hydra.sweep.dir={busy}")
+    assert refused.returncode == 1 and f"{busy} is in use by" in refused.stderr
+    assert sorted(p.name for p in busy.iterdir()) == ["multirun.lock"]
+    record = {
+        "task_name": "train",
+        "hydra": {"overrides": {"task": ["seed=0,1"], "hydra": ["hydra.mode=MULTIRUN"]}},
+    }
+    (busy / "multirun.yaml").write_text(yaml.safe_dump(record))
+    changed = run_script("train", "-m", f"resume={busy}", "model.optimizer.lr=0.5")
+    assert changed.returncode == 1
+    assert "model.optimizer.lr=0.5 would change the jobs of a sweep" in changed.stderr
+    record["hydra"]["overrides"]["hydra"].append("hydra.job.env_set.PYTHONPATH=/tmp")
+    (busy / "multirun.yaml").write_text(yaml.safe_dump(record))
+    crafted = run_script("train", "-m", f"resume={busy}")
+    assert crafted.returncode == 1
+    assert "the saved override 'hydra.job.env_set.PYTHONPATH=/tmp' sets Hydra" in crafted.stderr
+    record["hydra"]["overrides"]["hydra"][-1] = "hydra.launcher.n_jobs=2"
+    record["hydra"]["overrides"]["task"].append("model.net={_target_:os.system,_args_:[ls]},null")
+    (busy / "multirun.yaml").write_text(yaml.safe_dump(record))
+    crafted = run_script("train", "-m", f"resume={busy}")
+    assert crafted.returncode == 1
+    assert "names os.system, from a module the configuration does not trust" in crafted.stderr
+    assert sorted(p.name for p in busy.iterdir()) == ["multirun.lock", "multirun.yaml"]
