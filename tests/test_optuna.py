@@ -1,6 +1,9 @@
 """The Optuna sweeper plugin: search space, trial outcomes, and real sweeps through the CLI."""
 
+import csv
 import math
+import signal
+import time
 from pathlib import Path
 
 import optuna
@@ -12,9 +15,14 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 from PIL import Image
 
-from hydra_plugins.optuna_sweeper._optuna import search_space, study_figures, tell
+from hydra_plugins.optuna_sweeper._optuna import (
+    search_space,
+    storage_with_heartbeat,
+    study_figures,
+    tell,
+)
 from src.run.config import CONFIG_DIR
-from tests.conftest import run_script
+from tests.conftest import run_script, start_script
 
 FAST = [
     "hparams_search=points_optuna",
@@ -132,18 +140,68 @@ def test_sampler_seed_repeats_the_params(searched: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_a_stored_study_resumes_and_reruns_a_trial_left_running(tmp_path: Path) -> None:
+def test_a_stored_study_resumes_and_reruns_a_trial_whose_process_died(tmp_path: Path) -> None:
     args = (f"hydra.sweeper.storage='{storage(tmp_path)}'", "hydra.sweeper.sampler=random")
     code, stderr = sweep(tmp_path / "first", *args, "hydra.sweeper.n_trials=2")
     assert code == 0, stderr[-3000:]
-    crashed = load(tmp_path).ask({"model.optimizer.lr": FloatDistribution(1e-4, 1e-1, log=True)})
-    code, stderr = sweep(tmp_path / "second", *args, "hydra.sweeper.n_trials=4")
+    study = optuna.load_study(
+        study_name="points_optuna", storage=storage_with_heartbeat(storage(tmp_path), 1)
+    )
+    crashed = study.ask({"model.optimizer.lr": FloatDistribution(1e-4, 1e-1, log=True)})
+    study._storage.record_heartbeat(crashed._trial_id)  # its last heartbeat
+    time.sleep(2.5)  # more than twice the heartbeat interval
+    beats = "hydra.sweeper.heartbeat_interval=1"
+    code, stderr = sweep(tmp_path / "second", *args, beats, "hydra.sweeper.n_trials=4")
     assert code == 0, stderr[-3000:]
     trials = load(tmp_path).trials
     complete, fail = TrialState.COMPLETE, TrialState.FAIL
     assert [t.state for t in trials] == [complete, complete, fail, complete, complete]
     assert trials[3].params["model.optimizer.lr"] == crashed.params["model.optimizer.lr"]
-    assert sorted(path.name for path in (tmp_path / "second").glob("[0-9]*")) == ["3", "4"]
+    # run again in the directory its first run had (to resume from its checkpoints)
+    assert sorted(path.name for path in (tmp_path / "second").glob("[0-9]*")) == ["2", "4"]
+
+
+@pytest.mark.slow
+def test_processes_sharing_a_study_run_each_trial_once_and_tell_it(tmp_path: Path) -> None:
+    shared = [f"hydra.sweeper.storage='{storage(tmp_path)}'", "hydra.sweeper.n_trials=6"]
+    shared += ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.sampler=random"]
+    processes = [
+        start_script("train", "-m", *FAST, f"hydra.sweep.dir={tmp_path / name}", *shared)
+        for name in ("a", "b")
+    ]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr[-3000:]
+        assert "Cannot tell" not in stderr and "Warning" not in stderr
+    trials = load(tmp_path).trials
+    assert {t.state for t in trials} == {TrialState.COMPLETE}
+    assert 6 <= len(trials) <= 7  # two processes that ask at the same moment: one more
+    ran = [job.name for name in ("a", "b") for job in (tmp_path / name).glob("[0-9]*")]
+    assert sorted(map(int, ran)) == [t.number for t in trials]  # each trial in one sweep
+
+
+@pytest.mark.slow
+def test_a_killed_search_continues_with_one_command(tmp_path: Path) -> None:
+    search = ["hparams_search=points_optuna", "hydra.sweeper.n_trials=3", "trainer.max_epochs=8"]
+    search += ["callbacks.early_stopping=null", "extras.print_config=false"]
+    process = start_script("train", "-m", *search, f"hydra.sweep.dir={tmp_path}")
+    deadline = time.monotonic() + 180
+    while not (tmp_path / "1" / "checkpoints" / "last.ckpt").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    continued = run_script("train", "-m", f"resume={tmp_path}")
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    assert "Trial 1 was left running by this sweep: queued again" in continued.stdout
+    study = optuna.load_study(study_name="points_optuna", storage=storage(tmp_path))
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 3 and states.count(TrialState.FAIL) == 1
+    with open(tmp_path / "summary.csv") as file:
+        rows = list(csv.DictReader(file))
+    # trial 2 ran trial 1 again, in its directory: from its checkpoints
+    assert sorted((row["job"], row["status"]) for row in rows) == [(n, "ok") for n in "013"]
+    assert "Restoring states from the checkpoint" in (tmp_path / "1" / "train.log").read_text()
 
 
 def test_failed_trials_are_recorded_and_the_sweep_exits_non_zero(tmp_path: Path) -> None:

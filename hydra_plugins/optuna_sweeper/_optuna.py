@@ -2,9 +2,11 @@
 
 import logging
 import math
+import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,9 @@ from optuna.trial import Trial, TrialState
 
 log = logging.getLogger(__name__)
 SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
-# the trials that count towards n_trials; failed ones are run again by the next sweep
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# the trials that count towards n_trials (failed ones are run again), with those running
+HELD = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+SWEEP_DIR = "sweep_dir"  # the user attribute of a trial that names the sweep running it
 
 
 def to_distribution(override: Override) -> BaseDistribution:
@@ -51,30 +54,103 @@ def search_space(arguments: Iterable[str]) -> tuple[dict[str, BaseDistribution],
     return sweeps, [o.input_line for o in by_key.values() if not o.is_sweep_override()]
 
 
+def storage_with_heartbeat(url: str, interval: int) -> optuna.storages.RDBStorage:
+    """The database at `url`, where each running trial beats every `interval` seconds; one that
+    misses its beats for twice as long (its process died) is failed and queued again, at most
+    twice, with the same params."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=interval,
+            grace_period=2 * interval,
+            heartbeat_stale_trial_callback=(
+                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+            ),
+        )
+
+
 def open_study(
-    name: str | None, storage: str | None, direction: str, sampler: str, seed: int | None
+    name: str,
+    storage: optuna.storages.RDBStorage,
+    direction: str,
+    sampler: str,
+    seed: int | None,
+    sweep_dir: Path,
 ) -> optuna.Study:
-    """Create or load the study; re-queue the trials a crashed sweep left running."""
-    if storage and storage.startswith("sqlite:///"):
-        Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    """Create or load the study; queue again the trials this sweep's directory left running
+    (the process that ran them has ended: this one holds the directory now)."""
     study = optuna.create_study(
         study_name=name, storage=storage, direction=direction, load_if_exists=True
     )
     if study.direction.name.lower() != direction:
         stored = study.direction.name.lower()
-        raise ValueError(f"study {study.study_name!r} in {storage} is to {stored}, not {direction}")
+        raise ValueError(
+            f"study {study.study_name!r} in {storage.url} is to {stored}, not {direction}"
+        )
+    retry = storage.get_heartbeat_stale_trial_callback()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        log.warning(f"Trial {trial.number} was left running: marked failed, queued again")
-        study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params)
+        if trial.user_attrs.get(SWEEP_DIR) == str(sweep_dir):
+            log.warning(f"Trial {trial.number} was left running by this sweep: queued again")
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            retry(study, storage.get_trial(trial._trial_id))
     # Offset the seed by the trials so far, so a resumed sweep does not repeat their params.
     study.sampler = SAMPLERS[sampler](seed=None if seed is None else seed + len(study.trials))
     return study
 
 
+def ask(
+    study: optuna.Study,
+    distributions: dict[str, BaseDistribution],
+    n_trials: int,
+    most: int,
+    sweep_dir: Path,
+) -> list[Trial]:
+    """Up to `most` trials, queued ones first, while the study holds fewer than `n_trials`
+    finished or running trials; a trial whose process died is failed (and queued again) first.
+    Processes that share the study and ask at the same moment may each add one trial more."""
+    trials = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # the heartbeats are this sweeper's own (`heartbeat`), not Study.optimize's
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed", UserWarning)
+        optuna.storages.fail_stale_trials(study)
+        for _ in range(most):
+            if len(study.get_trials(deepcopy=False, states=HELD)) >= n_trials:
+                break
+            trials.append(study.ask(distributions))
+    for trial in trials:
+        study._storage.record_heartbeat(trial._trial_id)  # alive from the start
+        trial.set_user_attr(SWEEP_DIR, str(sweep_dir))
+    return trials
+
+
 def finished(study: optuna.Study) -> int:
     """How many trials count towards n_trials."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    return len(study.get_trials(deepcopy=False, states=HELD[:2]))
+
+
+@contextmanager
+def heartbeat(storage: optuna.storages.RDBStorage, trials: list[Trial]) -> Iterator[None]:
+    """Record the trials' heartbeats while they run, in a thread of this process."""
+    stop, interval = threading.Event(), storage.get_heartbeat_interval()
+
+    def beat() -> None:
+        while True:
+            for trial in trials:
+                storage.record_heartbeat(trial._trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name="optuna-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def tell(study: optuna.Study, trial: Trial, job: JobReturn) -> str | None:
@@ -87,7 +163,14 @@ def tell(study: optuna.Study, trial: Trial, job: JobReturn) -> str | None:
     if job.status is not JobStatus.COMPLETED:
         reason = f"{type(result).__name__}: {result}"
     elif isinstance(result, int | float) and not math.isnan(result):
-        study.tell(trial, float(result))
+        try:
+            study.tell(trial, float(result))
+        except ValueError:  # another process failed it: its heartbeats came too late
+            log.warning(
+                f"Trial {trial.number} finished ({result}) after another process had failed it "
+                f"for missed heartbeats and queued it again; raise hydra.sweeper.heartbeat_interval"
+            )
+            return None
         log.info(f"Trial {trial.number} finished: {result}")
         return None
     else:
@@ -138,14 +221,20 @@ def study_figures(study: optuna.Study) -> dict[str, Any]:
         return {name: plot(study).figure for name, plot in drawn.items()}
 
 
-def trial_overrides(trial: Trial, storage: str | None, prune: bool) -> list[str]:
-    """The trial's params as overrides, and the pruning callback when pruning."""
+def trial_overrides(
+    storage: optuna.storages.RDBStorage, trial: Trial, url: str, prune: bool
+) -> list[str]:
+    """The trial's params as overrides, its job directory (a trial run again after its process
+    died: its first run's, to resume from its checkpoints), and the pruning callback when
+    pruning."""
     params = [f"{name}={value}" for name, value in trial.params.items()]
+    job = storage.get_trial_system_attrs(trial._trial_id).get("failed_trial", trial.number)
+    params.append(f"hydra.sweep.subdir={job}")
     if not prune:
         return params
     callback = (
         f"{{_target_:{__name__}.pruning_callback,study_name:'{trial.study.study_name}',"
-        f"storage:'{storage}',trial_id:{trial._trial_id},monitor:'${{monitor}}'}}"
+        f"storage:'{url}',trial_id:{trial._trial_id},monitor:'${{monitor}}'}}"
     )
     return [*params, f"+callbacks.optuna_pruning={callback}"]
 

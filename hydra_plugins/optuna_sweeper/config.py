@@ -25,9 +25,14 @@ class OptunaSweeperConf:
     n_jobs: int = 1
     sampler: Sampler = Sampler.tpe
     seed: int | None = None
+    # null: the sweep directory's name
     study_name: str | None = None
-    # an Optuna storage URL, e.g. sqlite:///logs/optuna.db; null keeps the study in memory
+    # an Optuna database URL, e.g. sqlite:///logs/optuna.db, which many sweeps may share; null:
+    # <sweep dir>/optuna.db, so that `-m resume=<sweep dir>` continues the search
     storage: str | None = None
+    # seconds between the heartbeats of a running trial; a trial that misses them for
+    # 2 x heartbeat_interval (its process died) is failed and run again
+    heartbeat_interval: int = 30
     # e.g. {_target_: optuna.pruners.MedianPruner}; needs a storage and optuna-integration
     pruner: Any = None
     params: dict[str, str] = field(default_factory=dict)
