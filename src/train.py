@@ -28,7 +28,13 @@ from src.run.checkpoints import (
     nothing_left_to_train,
     resolve_checkpoint,
 )
-from src.run.config import check_given, check_group_choices, fresh_targets, validate
+from src.run.config import (
+    check_given,
+    check_group_choices,
+    check_monitor_logged,
+    fresh_targets,
+    validate,
+)
 from src.run.launch import continued_checkpoint, skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 from src.run.serving import use_trained_config
@@ -51,6 +57,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     check_given(cfg)
     validate(cfg)
+    check_monitor_logged(cfg)
     run_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_checkpoint(continued_checkpoint(cfg, run_dir), run_dir)
     trained = use_trained_config(cfg, ckpt_path, ("model", "data")) if ckpt_path else []
@@ -164,9 +171,9 @@ def check_result(cfg: DictConfig, metrics: dict[str, float]) -> None:
         return
     if f"best/{name}" not in metrics:
         raise ConfigError(
-            f"monitor={name} was never logged, so the run has no result: no validation batch ran "
-            f"(trainer.limit_val_batches=0?) or the module logs no such metric; give it "
-            f"validation data, or monitor=<a metric it logs>"
+            f"monitor={name} was never logged, so the run has no result: the module logs no such "
+            f"metric, or no validation batch ran; give monitor=<a metric it logs>, or validation "
+            f"data"
         )
     if not math.isfinite(value := metrics[f"best/{name}"]):
         raise DivergedError(

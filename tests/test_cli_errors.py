@@ -88,6 +88,11 @@ CASES = {
         "points: mlp; data that model=logreg takes: points.",  # and the alternatives
         True,
     ),
+    "no validation for the monitor": (
+        ["+trainer.limit_val_batches=0"],
+        "monitor=val/loss can never be logged: trainer.limit_val_batches=0 runs no validation",
+        True,
+    ),
     "missing checkpoint": (
         ["ckpt_path=nowhere.ckpt"],
         "ckpt_path=nowhere.ckpt: no checkpoint",

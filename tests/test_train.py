@@ -186,9 +186,8 @@ def test_a_run_is_judged_by_its_best_checkpoint(make_cfg, tmp_path: Path) -> Non
     assert (tmp_path / "checkpoints" / f"epoch_{metrics['best/epoch']:03d}.ckpt").is_file()
 
 
-def test_a_run_without_validation_has_no_result(make_cfg) -> None:
-    cfg = make_cfg(
-        "+trainer.limit_val_batches=0", "trainer.max_epochs=1", "callbacks.early_stopping=null"
-    )
-    with pytest.raises(ConfigError, match=r"^monitor=val/loss was never logged, so the run has no"):
+def test_a_monitor_that_validation_does_not_log_ends_the_run_in_one_sentence(make_cfg) -> None:
+    cfg = make_cfg("monitor=val/accuracy", "trainer.max_epochs=3")  # val/acc is logged
+    with pytest.raises(ConfigError, match=r"^monitor=val/accuracy is not logged by validation"):
         train(cfg)
+    assert not list(Path(cfg.paths.output_dir).glob("checkpoints/epoch_*.ckpt"))

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.atomic import atomic_write
 from src.checkpoint_files import RECORD
+from src.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -160,3 +161,22 @@ class LastCheckpoint(Checkpoint):
             logger.save()
         trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
         self._saved_step = trainer.global_step
+
+
+class MonitorLogged(L.Callback):
+    """Ends training in one sentence at the first validation that does not log `monitor`, a
+    validation metric (`val/...`), before early stopping and the checkpoint callbacks fail on it
+    with a traceback (listed first: Lightning runs checkpoint callbacks last)."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logged = trainer.callback_metrics
+        if trainer.sanity_checking or self.monitor in logged:
+            return
+        names = ", ".join(sorted(n for n in logged if n.startswith("val"))) or "none"
+        raise ConfigError(
+            f"monitor={self.monitor} is not logged by validation, so the run would have no "
+            f"result; give monitor=<a metric it logs> (it logs {names})"
+        )

@@ -162,6 +162,19 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"{key}={value!r} is invalid: {_reason(first['msg'])}; {fix}") from None
 
 
+def check_monitor_logged(cfg: DictConfig) -> None:
+    """Raise `ConfigError` when training runs no validation (`trainer.limit_val_batches=0`) but
+    judges the run by a validation metric (`monitor`, `val/...`), which then is never logged."""
+    monitor, trainer = cfg.get("monitor"), cfg.get("trainer") or {}
+    validates = trainer.get("limit_val_batches") != 0
+    if cfg.get("train") and str(monitor).startswith("val") and not validates:
+        raise ConfigError(
+            f"monitor={monitor} can never be logged: trainer.limit_val_batches=0 runs no "
+            f"validation, so the run would have no result; give validation batches, or "
+            f"monitor=null (no best checkpoint, early stopping or plateau)"
+        )
+
+
 def _reason(message: str) -> str:
     """Pydantic's message for a failed check, as the middle of a sentence."""
     message = message.removeprefix("Value error, ").split(" or instance of ")[0]

@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
-from src.callbacks.checkpoints import AtomicCheckpointIO
+from src.callbacks.checkpoints import AtomicCheckpointIO, MonitorLogged
 from src.checkpoint_files import load_checkpoint
 from src.errors import ConfigError
 from src.run.console import shape_lightning_output
@@ -156,14 +156,17 @@ def build_trainer(
     record: dict[str, Any] | None = None,
     callbacks: Sequence[L.Callback] = (),
 ) -> L.Trainer:
-    """The Trainer of `cfg.trainer` with every callback and logger configured (and `callbacks`),
-    writing its checkpoints atomically with `record` (what the model and data were built from);
-    `ConfigError` with Lightning's reason when it refuses the trainer's settings.
+    """The Trainer of `cfg.trainer` with every callback and logger configured (with `callbacks`,
+    and `MonitorLogged` for a validation `monitor`), writing its checkpoints atomically with
+    `record` (what the model and data were built from); `ConfigError` with Lightning's reason
+    when it refuses the trainer's settings.
 
     Under DDP, Lightning gives each rank a shard of a standard `DataLoader` with its distributed
     sampler, unless `datamodule` says its loaders shard themselves (`shards_itself`)."""
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = [*_instantiate_all(cfg.get("callbacks")), *callbacks]
+    if str(monitor := cfg.get("monitor")).startswith("val"):  # before early stopping's check
+        callbacks.insert(0, MonitorLogged(monitor))
     if not loggers:  # the LR monitor refuses to start without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO(record)]
