@@ -1,4 +1,4 @@
-"""The README's table of which models train on which data is kept true."""
+"""The README is kept true: its table of which models train on which data, the tests it names."""
 
 import re
 
@@ -35,3 +35,14 @@ def test_readme_compatibility_table_matches_the_code(make_cfg, tmp_path) -> None
         for model, network in networks.items()
     }
     assert readme_table() == actual
+
+
+def test_every_test_the_readme_names_exists() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    named = set(re.findall(r"`(test_\w+)`", readme)) - {"test_step", "test_batch"}  # not tests
+    defined = {
+        name
+        for path in (PROJECT_ROOT / "tests").glob("test_*.py")
+        for name in re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE)
+    }
+    assert named and not named - defined
