@@ -93,6 +93,16 @@ CASES = {
         "monitor=val/loss can never be logged: trainer.limit_val_batches=0 runs no validation",
         True,
     ),
+    "a fold without folds": (
+        ["data.fold=2"],
+        "data.folds=null with data.fold=2: give data.folds=<k> (2 or more) and data.fold from 0",
+        True,
+    ),
+    "a fold past the folds": (
+        ["data.folds=3", "data.fold=3"],
+        "data.folds=3 with data.fold=3",
+        True,
+    ),
     "missing checkpoint": (
         ["ckpt_path=nowhere.ckpt"],
         "ckpt_path=nowhere.ckpt: no checkpoint",

@@ -1,11 +1,17 @@
-"""Batches: sharding across ranks, both loader paths, and the points datamodule."""
+"""Batches: sharding across ranks, both loader paths, the points datamodule, and the folds of
+every built-in datamodule."""
+
+from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
+from torch.utils.data import Subset
 
 from src.data.batches import EpochBatchSampler, InMemoryLoader
 from src.data.points import PointsDataModule
 from src.data.spec import DataSpec
+from tests.conftest import write_image_folder
 
 
 @pytest.mark.parametrize("num_samples", [64, 67, 70])
@@ -90,3 +96,59 @@ def test_points_follow_their_parameters() -> None:
 def test_points_reject_bad_values(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PointsDataModule(**kwargs)
+
+
+def sample_ids(datamodule, split: str) -> list:
+    """What identifies each sample of `split`: an in-memory split's input rows, or the image
+    files behind an image folder's."""
+    if hasattr(datamodule, "splits"):
+        return [tuple(row.flatten().tolist()) for row in datamodule.splits[split][0]]
+    subset = datamodule.datasets[split]
+    if isinstance(subset, Subset):
+        return [subset.dataset.samples[i][0] for i in subset.indices]
+    return [path for path, _ in subset.samples]
+
+
+def split_override(argument: str) -> tuple[str, str]:
+    key, _, value = argument.partition("=")
+    return key, value
+
+
+FOLDED = {
+    "points": ["data=points"],
+    "fake images": ["data=fake_images", "data.num_samples=60"],
+    "mnist": ["data=mnist", "model=cnn", "data.data_dir=MNIST_DIR", "data.val_size=10"],
+    "one image folder": ["data=image_folder", "data.root=ONE_FOLDER", "model=resnet18"],
+    "train/val folders": ["data=image_folder", "data.root=FOLDERS", "model=resnet18"],
+}
+
+
+@pytest.mark.parametrize("data", FOLDED)
+def test_folds_cut_the_training_data_and_keep_the_test_split(
+    data: str, make_cfg, mnist_dir: Path, tmp_path: Path
+) -> None:
+    places = {
+        "MNIST_DIR": str(mnist_dir),
+        "ONE_FOLDER": str(write_image_folder(tmp_path / "one", {"": 9})),
+        "FOLDERS": str(write_image_folder(tmp_path / "folders", {"train": 6, "val": 2, "test": 2})),
+    }
+    args = [f"{key}={places.get(value, value)}" for key, value in map(split_override, FOLDED[data])]
+
+    def datamodule(*extra: str):
+        module = instantiate(make_cfg(*args, *extra).data)
+        module.prepare_data()
+        module.setup("fit")
+        return module
+
+    usual = datamodule()
+    pool = sample_ids(usual, "train") + sample_ids(usual, "val")
+    if data == "train/val folders":  # the folds cut the training images; val/ is not trained on
+        pool = sample_ids(usual, "train")
+    validated = []
+    for fold in range(3):
+        folded = datamodule("data.folds=3", f"data.fold={fold}")
+        train, val = sample_ids(folded, "train"), sample_ids(folded, "val")
+        assert sorted(train + val) == sorted(pool) and not set(train) & set(val)
+        assert sample_ids(folded, "test") == sample_ids(usual, "test")
+        validated += val
+    assert sorted(validated) == sorted(pool)  # each sample validates in one fold

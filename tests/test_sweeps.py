@@ -37,11 +37,22 @@ def test_grid_with_failing_jobs_runs_every_job_and_ends_with_the_summary(tmp_pat
     assert not any(Path(row["run_dir"], "metrics.json").exists() for row in rows[2:])
     # the summary tables print even though Hydra ends the sweep on the first failure
     assert "Sweep, by best/val/loss (min)" in result.stdout
-    seeds = result.stdout.split("Across seeds: mean +- std")[1]
+    seeds = result.stdout.split("Across seeds and folds: mean +- std")[1]
     assert "model.optimizer.lr=0.01" in seeds
     with open(tmp_path / "summary_seeds.csv") as file:
         (across,) = list(csv.DictReader(file))  # one configuration, two seeds
-    assert across["seeds"] == "2" and float(across["val/loss std"]) >= 0
+    assert across["runs"] == "2" and float(across["val/loss std"]) >= 0
+
+
+def test_folds_are_summarised_like_seeds(tmp_path: Path) -> None:
+    folds = ["-m", "data.folds=3", "data.fold=0,1,2", f"hydra.sweep.dir={tmp_path}"]
+    result = run_script("train", *folds, *QUICK)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "summary_seeds.csv") as file:
+        (across,) = list(csv.DictReader(file))  # one configuration, three folds
+    assert across["runs"] == "3" and float(across["best/val/loss std"]) > 0
+    assert "Across seeds and folds: mean +- std" in result.stdout
+    assert not list(tmp_path.glob("summary_*.png"))  # the fold is no setting to compare
 
 
 def test_ctrl_c_stops_a_sweep_with_its_job_marked_stopped_until_resumed(tmp_path) -> None:

@@ -6,13 +6,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from src.data.folds import fold_split
 from src.data.tensor_datamodule import TensorDataModule
 from src.errors import ConfigError
 
 
 class GeneratedDataModule(TensorDataModule):
     """Draws `num_samples` samples from `data_seed`, shuffles them and cuts train/val/test by the
-    `splits` fractions. The run's `seed` only orders the batches, so runs with different seeds
+    `splits` fractions (with `folds`, train and val together into folds). The run's `seed` only
+    orders the batches, so runs with different seeds
     see the same data. Subclasses implement `generate`.
     """
 
@@ -49,7 +51,7 @@ class GeneratedDataModule(TensorDataModule):
         num_train = round(self.fractions[0] * self.num_samples)
         num_val = round(self.fractions[1] * self.num_samples)
         parts = order.split([num_train, num_val, self.num_samples - num_train - num_val])
-        self.splits = {
-            name: tuple(t[idx] for t in tensors)
-            for name, idx in zip(("train", "val", "test"), parts, strict=True)
-        }
+        indices = dict(zip(("train", "val", "test"), parts, strict=True))
+        if self.folds:
+            indices |= fold_split(torch.cat(parts[:2]), self.folds, self.fold)
+        self.splits = {name: tuple(t[idx] for t in tensors) for name, idx in indices.items()}

@@ -11,6 +11,7 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import find_classes
 
+from src.data.folds import check_folds, fold_split
 from src.data.spec import DataSpec
 from src.data.stateful import stateful_loader
 from src.data.vision import normalise
@@ -24,7 +25,8 @@ class ImageFolderDataModule(L.LightningDataModule):
     """torchvision's `ImageFolder`: `root/train/<class>/*.jpg`, `root/val/...` and optionally
     `root/test/...` (the validation images are the test set when there is none), or
     `root/<class>/*.jpg` cut into train/val/test by the `splits` fractions, drawn with
-    `split_seed`.
+    `split_seed`. With `folds`, the training images (with the validation ones, in one folder)
+    are cut into folds, and `fold` validates.
 
     Each image is decoded when its batch is loaded, by `num_workers` worker processes, resized to
     `image_size`, converted to `channels` (1: grey, 3: RGB) and normalised with `mean` and `std`
@@ -45,6 +47,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         augment: bool = False,
         splits: Sequence[float] = (0.8, 0.1, 0.1),
         split_seed: int = 0,
+        folds: int | None = None,
+        fold: int = 0,
         batch_size: int = 32,
         num_workers: int = 2,
         pin_memory: bool = False,
@@ -65,7 +69,9 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.root = Path(root).expanduser()
         self.image_size, self.channels = tuple(image_size), channels
         self.mean, self.std = tuple(mean)[:channels], tuple(std)[:channels]
+        check_folds(folds, fold)
         self.augment, self.fractions, self.split_seed = augment, tuple(splits), split_seed
+        self.folds, self.fold = folds, fold
         self.batch_size, self.seed = batch_size, seed
         self.loader_options = {
             "num_workers": num_workers,
@@ -117,28 +123,46 @@ class ImageFolderDataModule(L.LightningDataModule):
             return
         classes = self.classes
         if (self.root / "train").is_dir():
-            folders = {split: self.root / split for split in SPLITS}
-            if not folders["val"].is_dir():
-                raise ConfigError(
-                    f"data.root={self.root} has train/ but no val/; add {self.root}/val/<class>/, "
-                    f"or put every image in {self.root}/<class>/ to split them by data.splits"
-                )
-            if not folders["test"].is_dir():
-                folders["test"] = folders["val"]
-            self.datasets = {s: self._open(folders[s], s == "train", classes) for s in SPLITS}
+            self.datasets = self._split_folders(classes)
             return
         train, other = self._open(self.root, True, classes), self._open(self.root, False, classes)
-        generator = torch.Generator().manual_seed(self.split_seed)
-        order = torch.randperm(len(train), generator=generator).tolist()
+        order = self._shuffled(len(train))
         sizes = [round(f * len(order)) for f in self.fractions[:2]]
-        cuts = {"train": (0, sizes[0]), "val": (sizes[0], sum(sizes)), "test": (sum(sizes), None)}
-        for split, (start, end) in cuts.items():
-            self.datasets[split] = Subset(train if split == "train" else other, order[start:end])
+        cuts = dict(zip(SPLITS, order.split([*sizes, len(order) - sum(sizes)]), strict=True))
+        if self.folds:
+            cuts |= fold_split(order[: sum(sizes)], self.folds, self.fold)
+        for split, indices in cuts.items():
+            self.datasets[split] = Subset(train if split == "train" else other, indices.tolist())
             if not len(self.datasets[split]):
                 raise ConfigError(
                     f"data.splits={list(self.fractions)} leaves the {split} split of the "
                     f"{len(order)} images in {self.root} empty; give it a larger fraction"
                 )
+
+    def _split_folders(self, classes: list[str]) -> dict[str, Dataset]:
+        """The `train/`, `val/` and `test/` folders' images (`val/` tests when there is no
+        `test/`); with `folds`, the folds cut the training images, one validates."""
+        folders = {split: self.root / split for split in SPLITS}
+        if not folders["val"].is_dir():
+            raise ConfigError(
+                f"data.root={self.root} has train/ but no val/; add {self.root}/val/<class>/, "
+                f"or put every image in {self.root}/<class>/ to split them by data.splits"
+            )
+        if not folders["test"].is_dir():
+            folders["test"] = folders["val"]
+        if not self.folds:
+            return {s: self._open(folders[s], s == "train", classes) for s in SPLITS}
+        train = self._open(folders["train"], True, classes)
+        cuts = fold_split(self._shuffled(len(train)), self.folds, self.fold)
+        return {
+            "train": Subset(train, cuts["train"].tolist()),
+            "val": Subset(self._open(folders["train"], False, classes), cuts["val"].tolist()),
+            "test": self._open(folders["test"], False, classes),
+        }
+
+    def _shuffled(self, count: int) -> torch.Tensor:
+        """The indices of `count` images in the order `split_seed` draws."""
+        return torch.randperm(count, generator=torch.Generator().manual_seed(self.split_seed))
 
     def _open(self, folder: Path, train: bool, classes: list[str]) -> ImageFolder:
         """The images of `folder`, labelled by the training folder's `classes`."""

@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from src.data.batches import EpochBatchSampler, InMemoryLoader
+from src.data.folds import check_folds
 from src.data.spec import DataSpec
 from src.data.stateful import stateful_loader
 from src.errors import ConfigError
@@ -22,7 +23,8 @@ BatchTransform = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
 class TensorDataModule(L.LightningDataModule, ABC):
     """Serves `train`/`val`/`test` splits of (inputs, targets) tensors.
 
-    A subclass names its `spec` and fills `self.splits` in `setup`. Batches come from the
+    A subclass names its `spec` and fills `self.splits` in `setup` (with `folds`, the training
+    and validation splits by `fold_split`). Batches come from the
     in-memory loader (`loader="memory"`, the fast default) or a standard loader over
     `self.dataset(split)` (`loader="torch"`: torchdata's `StatefulDataLoader`, with workers and
     pinned memory); both draw the same index batches from an `EpochBatchSampler`, sharded across
@@ -43,8 +45,12 @@ class TensorDataModule(L.LightningDataModule, ABC):
         persistent_workers: bool = False,
         on_device: bool = True,
         seed: int = 0,
+        folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         super().__init__()
+        check_folds(folds, fold)
+        self.folds, self.fold = folds, fold
         if batch_size < 1:
             raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size}")
         if loader not in ("memory", "torch"):

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision import transforms
 from torchvision.datasets import VisionDataset
 
+from src.data.folds import fold_split
 from src.data.spec import DataSpec
 from src.data.tensor_datamodule import BatchTransform, Split, TensorDataModule
 from src.errors import ConfigError
@@ -22,9 +23,10 @@ class VisionDataModule(TensorDataModule):
     """A torchvision classification data set held in memory as normalised float32 images.
 
     The test split is the data set's own; `val_size` images of its training set, drawn with
-    `split_seed`, are held out for validation. Images are normalised once, when loaded; with
-    `augment`, the in-memory path crops (reflect padding) and flips whole training batches; the
-    `torch` path runs the equivalent torchvision transforms per sample.
+    `split_seed`, are held out for validation (with `folds`, one fold of the training set).
+    Images are normalised once, when loaded; with `augment`, the in-memory path crops (reflect
+    padding) and flips whole training batches; the `torch` path runs the equivalent torchvision
+    transforms per sample.
 
     Subclasses set the class attributes and `images_and_labels`.
     """
@@ -82,6 +84,8 @@ class VisionDataModule(TensorDataModule):
             len(labels), generator=torch.Generator().manual_seed(self.split_seed)
         )
         self.indices = {"val": order[: self.val_size], "train": order[self.val_size :]}
+        if self.folds:
+            self.indices = fold_split(order, self.folds, self.fold)
         images = self.preprocess(images)
         self.splits = {name: (images[idx], labels[idx]) for name, idx in self.indices.items()}
         test_images, test_labels = self._load("test")

@@ -1,4 +1,5 @@
-"""Sweep summaries: each job's overrides, status, final metrics and run directory, best first."""
+"""Sweep summaries: each job's overrides, status, final metrics and run directory, best first;
+mean +- std over the seeds and folds of each configuration."""
 
 import csv
 import json
@@ -25,6 +26,8 @@ METRICS_FILE = "metrics.json"  # a job's final metrics, written when it succeeds
 ERROR_FILE = "error.txt"  # a job's traceback when it fails, how to resume it when stopped
 # what `resume=` adds to a job's overrides: how it went on, not what it is
 RESUMED = ("ckpt_path=last", "logger.wandb.id=", "continue_run=")
+# the settings that repeat a configuration: its statistics are over them
+REPEATS = ("seed", "data.fold")
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:
@@ -117,11 +120,12 @@ def varying_overrides(rows: list[dict[str, Any]]) -> set[str]:
     return set().union(*sets) - set.intersection(*sets) if sets else set()
 
 
-def seed_statistics(groups: dict[str, list[dict[str, Any]]], names: list[str]) -> list[dict]:
-    """Per configuration: how many seeds ran and each metric's mean and standard deviation."""
+def repeat_statistics(groups: dict[str, list[dict[str, Any]]], names: list[str]) -> list[dict]:
+    """Per configuration: how many runs (seeds, folds) and each metric's mean and standard
+    deviation over them."""
     statistics_rows = []
     for config, group in groups.items():
-        row: dict[str, Any] = {"configuration": config or "(no overrides)", "seeds": len(group)}
+        row: dict[str, Any] = {"configuration": config or "(no overrides)", "runs": len(group)}
         for name in names:
             values = [job["metrics"][name] for job in group if name in job["metrics"]]
             if values:
@@ -131,20 +135,22 @@ def seed_statistics(groups: dict[str, list[dict[str, Any]]], names: list[str]) -
     return statistics_rows
 
 
-def seed_groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Successful jobs grouped by the overrides that tell them apart, other than `seed=`."""
+def repeat_groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Successful jobs grouped by the overrides that tell them apart, other than the `REPEATS`
+    (`seed=`, `data.fold=`)."""
     varying = varying_overrides(rows)
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         if row["status"] == "ok":
-            kept = (o for o in row["overrides"] if o in varying and not o.startswith("seed="))
+            kept = (o for o in row["overrides"] if o in varying and o.split("=")[0] not in REPEATS)
             config = " ".join(kept)
             groups.setdefault(config, []).append(row)
     return groups
 
 
 def write_summary(sweep_dir: Path, metric: str, mode: str) -> Path:
-    """Rewrite summary.csv (and summary_seeds.csv, when configurations ran with several seeds)
+    """Rewrite summary.csv (and summary_seeds.csv, when configurations ran with several seeds or
+    folds)
     from the job directories, best `metric` first (`mode` min or max), under `summary.lock`, as
     parallel jobs end at once; return its path."""
     with FileLock(sweep_dir / "summary.lock"):
@@ -157,11 +163,11 @@ def write_summary(sweep_dir: Path, metric: str, mode: str) -> Path:
         ]
         columns = ["job", "overrides", "status", "error", *names, "run_dir"]
         _write_csv(sweep_dir / "summary.csv", columns, table)
-        groups = seed_groups(rows)
+        groups = repeat_groups(rows)
         if any(len(group) > 1 for group in groups.values()):
             stats = [f"{n} {s}" for n in names for s in ("mean", "std")]
-            seeds = seed_statistics(groups, names)
-            _write_csv(sweep_dir / "summary_seeds.csv", ["configuration", "seeds", *stats], seeds)
+            seeds = repeat_statistics(groups, names)
+            _write_csv(sweep_dir / "summary_seeds.csv", ["configuration", "runs", *stats], seeds)
     return sweep_dir / "summary.csv"
 
 
@@ -183,19 +189,19 @@ def print_sweep_summary(sweep_dir: Path, metric: str, mode: str) -> None:
     columns = _columns(rows, metric)
     out = console()
     out.print(_jobs_table(rows, columns, f"Sweep, by {metric} ({mode})"))
-    groups = seed_groups(rows)
+    groups = repeat_groups(rows)
     if any(len(group) > 1 for group in groups.values()):
         out.print(_seeds_table(groups, columns))
-        out.print(f"Across seeds: {sweep_dir / 'summary_seeds.csv'}", highlight=False)
+        out.print(f"Across seeds and folds: {sweep_dir / 'summary_seeds.csv'}", highlight=False)
     out.print(f"Jobs in {sweep_dir}/<job>; summary: {sweep_dir / 'summary.csv'}", highlight=False)
 
 
 def sweep_figures(rows: list[dict[str, Any]], metric: str) -> dict[str, "Figure"]:
-    """For each setting the sweep varies (other than the seed), `metric` of its successful jobs
+    """For each setting the sweep varies (other than the `REPEATS`), `metric` of its successful jobs
     against the setting's values: each job a dot, and the mean over the jobs of each value with
-    their standard deviation (seeds, other settings) as error bars."""
+    their standard deviation (seeds, folds, other settings) as error bars."""
     done = [row for row in rows if row["status"] == "ok" and metric in row["metrics"]]
-    keys = sorted({o.split("=", 1)[0] for o in varying_overrides(done)} - {"seed"})
+    keys = sorted({o.split("=", 1)[0] for o in varying_overrides(done)} - set(REPEATS))
     figures = {}
     for key in keys:
         values = [dict(o.split("=", 1) for o in row["overrides"]).get(key) for row in done]
@@ -259,15 +265,15 @@ def _jobs_table(rows: list[dict[str, Any]], columns: list[str], title: str) -> T
 
 
 def _seeds_table(groups: dict[str, list[dict[str, Any]]], columns: list[str]) -> Table:
-    table = Table(title="Across seeds: mean +- std", header_style="bold")
-    for name in ["configuration", "seeds", *columns]:
+    table = Table(title="Across seeds and folds: mean +- std", header_style="bold")
+    for name in ["configuration", "runs", *columns]:
         table.add_column(name, justify="left" if name == "configuration" else "right")
-    for row in seed_statistics(groups, columns):
+    for row in repeat_statistics(groups, columns):
         cells = [
             f"{row[f'{n} mean']:.4g} +- {row[f'{n} std']:.2g}" if f"{n} mean" in row else ""
             for n in columns
         ]
-        table.add_row(row["configuration"], str(row["seeds"]), *cells)
+        table.add_row(row["configuration"], str(row["runs"]), *cells)
     return table
 
 
