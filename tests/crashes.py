@@ -8,15 +8,26 @@ import torch
 
 
 class KillAt(L.Callback):
-    """SIGKILL this process in `hook` once `trainer.global_step` reaches `step`."""
+    """Send this process `signal` (SIGKILL) in `hook` once it has trained `batches` batches (or,
+    without them, once `trainer.global_step` reaches `step`): a kill, a SIGTERM at a chosen
+    moment, such as inside a window of gradient accumulation."""
 
-    def __init__(self, step: int, hook: str = "on_train_batch_start") -> None:
-        self.step = step
+    def __init__(
+        self,
+        step: int = 0,
+        hook: str = "on_train_batch_start",
+        signal: str = "SIGKILL",
+        batches: int | None = None,
+    ) -> None:
+        self.step, self.batches, self.signal, self.sent = step, batches, signal, False
         setattr(self, hook, self._maybe_kill)
 
     def _maybe_kill(self, trainer: L.Trainer, *args, **kwargs) -> None:
-        if trainer.global_step >= self.step:
-            os.kill(os.getpid(), signal.SIGKILL)
+        trained = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+        due = trained >= self.batches if self.batches else trainer.global_step >= self.step
+        if due and not self.sent:
+            self.sent = True  # a SIGTERM lets the run go on to its next checkpoint
+            os.kill(os.getpid(), getattr(signal, self.signal))
 
 
 class PoisonAt(L.Callback):

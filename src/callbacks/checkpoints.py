@@ -88,13 +88,15 @@ class LastCheckpoint(Checkpoint):
     """Keeps `<dirpath>/last.ckpt` current to resume from: at the end of each training epoch
     (after its validation), every `every_n_train_steps` training steps within an epoch, and when
     fitting ends, whatever ended it (early stopping, `max_steps` mid-epoch). When fitting stops
-    on an error or SIGTERM after a training step, saves `on_exception.ckpt` (removed when a later
-    fit of the run ends normally); not on a KeyboardInterrupt, which may land inside a step (the
+    on an error or SIGTERM after a training step, saves `on_exception.ckpt` (removed when a
+    later fit of the run ends normally); a SIGTERM inside a window of accumulated gradients
+    stops at the window's end. Not on a KeyboardInterrupt, which may land inside a step (the
     entry point turns a first Ctrl-C into a SIGTERM, which Lightning handles between steps).
 
     Lightning resumes cleanly from these points: from a checkpoint taken at the last batch of an
     epoch or after its validation, it would skip that epoch's end and the next one's start. The
-    loggers flush before each save, so what was logged up to a checkpoint is on disk with it.
+    plateau schedulers' step that Lightning skips on a resume is taken here. The loggers
+    flush before each save, so what was logged up to a checkpoint is on disk with it.
     Fitting without `ckpt_path` never resumes from these files on its own.
 
     A training loader that cannot save its place in an epoch (no `state_dict`: a plain
@@ -106,9 +108,15 @@ class LastCheckpoint(Checkpoint):
     def __init__(self, dirpath: str | Path, every_n_train_steps: int = 100) -> None:
         self.dirpath, self.every_n_train_steps = Path(dirpath), every_n_train_steps
         self._saved_step: int | None = None
+        self._held_sigterm = False  # a SIGTERM waiting for the end of an accumulation window
+        # the plateau schedulers' values for the step that follows an epoch-end checkpoint
+        self._plateau_due: dict[int, float] = {}
+        self._plateau_resumed: dict[int, float] = {}
         self.mid_epoch = True  # whether to checkpoint within an epoch
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        step_plateau_schedulers(trainer, pl_module, self._plateau_resumed)
+        self._plateau_resumed = {}
         loaders = trainer.train_dataloader
         if isinstance(loaders, Mapping):
             loaders = list(loaders.values())
@@ -131,11 +139,32 @@ class LastCheckpoint(Checkpoint):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, index: int
     ) -> None:
         every, last_of_epoch = self.every_n_train_steps, index + 1 >= trainer.num_training_batches
+        in_window = (index + 1) % trainer.accumulate_grad_batches != 0 and not last_of_epoch
+        # A SIGTERM inside a window of accumulated gradients, which no checkpoint holds, takes
+        # effect at the window's end (Lightning's signal connector keeps the flag it stops on).
+        signals = trainer._signal_connector
+        if in_window and signals.received_sigterm:
+            signals.received_sigterm, self._held_sigterm = False, True
+        elif self._held_sigterm and not in_window:
+            signals.received_sigterm, self._held_sigterm = True, False
         if self.mid_epoch and every and trainer.global_step % every == 0 and not last_of_epoch:
             self._save_last(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning steps plateau schedulers after this hook: a resume from this checkpoint does
+        # (`on_train_start`), and a resume that began in this epoch does here, as Lightning skips
+        # it at the end of the epoch a resume began in (it keeps no metric for them)
+        self._plateau_due = plateau_values(trainer)
         self._save_last(trainer)
+        self._plateau_due = {}
+        if trainer.fit_loop.restarting:
+            step_plateau_schedulers(trainer, pl_module, plateau_values(trainer))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"plateau_due": self._plateau_due}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._plateau_resumed = state_dict.get("plateau_due", {})
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save_last(trainer)
@@ -161,6 +190,26 @@ class LastCheckpoint(Checkpoint):
             logger.save()
         trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
         self._saved_step = trainer.global_step
+
+
+def plateau_values(trainer: L.Trainer) -> dict[int, float]:
+    """The values Lightning steps the `ReduceLROnPlateau` schedulers with at this epoch's end,
+    by their index in `trainer.lr_scheduler_configs`."""
+    values = {}
+    for index, config in enumerate(trainer.lr_scheduler_configs):
+        due = config.interval == "epoch" and (trainer.current_epoch + 1) % config.frequency == 0
+        value = trainer.callback_metrics.get(config.monitor)
+        if config.reduce_on_plateau and due and value is not None:
+            values[index] = float(value)
+    return values
+
+
+def step_plateau_schedulers(
+    trainer: L.Trainer, pl_module: L.LightningModule, values: dict[int, float]
+) -> None:
+    """Step the plateau schedulers with `values` (`plateau_values`), as Lightning does."""
+    for index, value in values.items():
+        pl_module.lr_scheduler_step(trainer.lr_scheduler_configs[index].scheduler, value)
 
 
 class MonitorLogged(L.Callback):

@@ -4,7 +4,7 @@ metrics a chunk at a time. A reader of the training step may skip this file."""
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, Metric, MetricCollection
+from torchmetrics import CatMetric, Metric, MetricCollection
 
 
 class StageMetrics(nn.Module):
@@ -19,7 +19,9 @@ class StageMetrics(nn.Module):
     def __init__(self, metrics: MetricCollection, prefix: str) -> None:
         super().__init__()
         self.prefix = prefix
-        self.loss = MeanMetric()
+        # every batch's loss (a NaN kept) and size, summed once at the epoch's end: the mean is the
+        # same however the batches were chunked (a checkpoint's `states` gives them early)
+        self.losses, self.sizes = CatMetric(nan_strategy="disable"), CatMetric()
         self.metrics = metrics.clone(prefix=prefix)
         # (loss, batch size, predictions, targets) of the batches the metrics have not seen yet
         self.kept: list[tuple[Tensor, int, Tensor, Tensor]] = []
@@ -30,23 +32,28 @@ class StageMetrics(nn.Module):
     def update(self) -> None:
         if self.kept:
             losses, weights, predictions, targets = self._take()
-            self.loss.update(losses, weight=weights)
+            self.losses.update(losses)
+            self.sizes.update(weights)
             self.metrics.update(predictions, targets)
 
     def window(self) -> dict[str, Tensor]:
         """The values of the batches kept since the last update (which this is)."""
         losses, weights, predictions, targets = self._take()
-        self.loss.update(losses, weight=weights)
+        self.losses.update(losses)
+        self.sizes.update(weights)
         mean = (losses * weights).sum() / weights.sum()
         return {f"{self.prefix}loss": mean} | self.metrics(predictions, targets)
 
     def epoch(self) -> dict[str, Tensor] | None:
         """The values over the epoch (None when no batch came), then start afresh."""
         self.update()
-        if self.loss.update_count == 0:
+        if self.losses.update_count == 0:
             return None
-        values = {f"{self.prefix}loss": self.loss.compute(), **self.metrics.compute()}
-        self.loss.reset()
+        losses, sizes = self.losses.compute(), self.sizes.compute()
+        mean = (losses * sizes).sum() / sizes.sum()
+        values = {f"{self.prefix}loss": mean, **self.metrics.compute()}
+        self.losses.reset()
+        self.sizes.reset()
         self.metrics.reset()
         return values
 
