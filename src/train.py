@@ -6,7 +6,6 @@ python src/train.py resume=logs/train/runs/<run>  # continue a run where it stop
 python src/train.py rerun=logs/train/runs/<run>   # run its saved config again, in a new run dir
 """
 
-import json
 import logging
 import math
 import shlex
@@ -38,7 +37,7 @@ from src.run.config import (
 from src.run.launch import continued_checkpoint, skip_collection_at_exit
 from src.run.resolvers import register_resolvers
 from src.run.serving import use_trained_config
-from src.run.sweeps import ERROR_FILE, METRICS_FILE, write_json
+from src.run.sweeps import ERROR_FILE, METRICS_FILE, read_metrics, write_json
 
 if TYPE_CHECKING:
     import lightning as L
@@ -154,7 +153,7 @@ def fit_and_test(
     elif ckpt_path and cfg.get("train"):  # a continued job whose training had ended
         restore_checkpoint_callbacks(trainer, ckpt_path)
     result, best = best_result(trainer, cfg.get("monitor"))
-    metrics = logged_metrics(trainer, "train") | result
+    metrics = (logged_metrics(trainer, "train") if fit else {}) | result
     if cfg.get("test"):
         if not best:
             rank_zero_info("No best checkpoint was saved: testing the current weights.")
@@ -182,6 +181,20 @@ def check_result(cfg: DictConfig, metrics: dict[str, float]) -> None:
         )
 
 
+def finished_metrics(run_dir: Path) -> dict[str, float] | None:
+    """The metrics of the run that finished in `run_dir` (a continued sweep's job keeps them);
+    None when it has not, or they cannot be read (the job then goes on from its checkpoints)."""
+    if not (run_dir / METRICS_FILE).is_file():
+        return None
+    try:
+        metrics = read_metrics(run_dir / METRICS_FILE)
+    except (OSError, ValueError) as error:
+        log.warning(f"{error}: the job goes on from its checkpoints")
+        return None
+    log.info(f"This job finished earlier; its result is kept: {run_dir / METRICS_FILE}")
+    return metrics
+
+
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the run's result for sweepers, the best value of the monitored
@@ -191,11 +204,8 @@ def main(cfg: DictConfig) -> float | None:
     summary, and raises: Hydra's launchers run a sweep's other jobs, then exit non-zero. A
     stopped job writes how to resume it there.
     """
-    finished = Path(cfg.paths.output_dir) / METRICS_FILE
-    if cfg.get("continue_run") and finished.is_file():  # a continued sweep's finished job
-        log.info(f"This job finished earlier; its result is kept: {finished}")
-        metrics = json.loads(finished.read_text())
-        return metrics.get(f"best/{cfg.monitor}") if cfg.get("monitor") else None
+    if cfg.get("continue_run") and (kept := finished_metrics(Path(cfg.paths.output_dir))):
+        return kept.get(f"best/{cfg.monitor}") if cfg.get("monitor") else None
     try:
         metrics = train(cfg)
     except Exception:

@@ -93,6 +93,11 @@ CASES = {
         "monitor=val/loss can never be logged: trainer.limit_val_batches=0 runs no validation",
         True,
     ),
+    "a plateau schedule without a monitor": (
+        ["monitor=null", "model/scheduler=plateau"],
+        "model.scheduler.monitor is null, and a ReduceLROnPlateau schedule steps on a monitored",
+        True,
+    ),
     "a fold without folds": (
         ["data.fold=2"],
         "data.folds=null with data.fold=2: give data.folds=<k> (2 or more) and data.fold from 0",

@@ -13,6 +13,7 @@ import torch
 import yaml
 from filelock import FileLock
 
+from src.run.checkpoints import expand_run_arguments
 from src.run.sweeps import collect, print_sweep_summary, sweep_figures
 from tests.conftest import run_script, start_script
 
@@ -128,10 +129,13 @@ def test_the_summary_survives_what_jobs_leave_behind_and_a_full_disk(
     job(3, metrics='{"best/val/loss": 0.')  # cut short
     job(4, metrics='{"best/val/loss": "low"}')
     job(5).joinpath(".hydra", "overrides.yaml").write_text("seed: 5")
+    job(7, metrics='{"best/val/loss": 0.7}').joinpath(".hydra", "overrides.yaml").write_text(
+        "- seed=7\n- trainer.m"  # cut short, yet YAML
+    )
     (tmp_path / "6" / ".hydra").mkdir(parents=True)  # killed before Hydra saved its records
     rows = {row["job"]: row for row in collect(tmp_path)}
-    assert sorted(rows) == ["0", "1", "2", "3", "4", "5"]
-    assert rows["0"]["status"] == "ok"
+    assert sorted(rows) == ["0", "1", "2", "3", "4", "5", "7"]
+    assert rows["0"]["status"] == rows["7"]["status"] == "ok"
     assert {rows[n]["status"] for n in "12345"} == {"failed"}
     assert rows["1"]["error"].endswith("error.txt is empty: the job ended without saying why")
     assert "error.txt is unreadable" in rows["2"]["error"]
@@ -221,6 +225,16 @@ def test_a_killed_sweep_continues_as_a_whole_with_one_command(
     judged = ("best/val/loss", "best/epoch", "best/step", "test/acc", "test/loss")
     tested, expected = summary_rows(tmp_path), summary_rows(uninterrupted_sweep)
     assert [[r[k] for k in judged] for r in tested] == [[r[k] for k in judged] for r in expected]
+    metrics = json.loads((tmp_path / "3" / "metrics.json").read_text())
+    assert not [name for name in metrics if name.startswith(("train/", "time/train"))]  # not run
+    # a finished job's metrics.json cut short: the job goes on from its checkpoints
+    (tmp_path / "3" / "metrics.json").write_text('{"best/val/loss": 0.')
+    continued = run_script("train", "-m", f"resume={tmp_path}")
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    assert "metrics.json is unreadable" in continued.stdout
+    assert [[r[k] for k in judged] for r in summary_rows(tmp_path)] == [
+        [r[k] for k in judged] for r in expected
+    ]
 
 
 @pytest.mark.slow
@@ -283,3 +297,27 @@ def test_a_sweep_directory_is_held_by_one_sweep_and_continued_only_as_it_began(
     assert crafted.returncode == 1
     assert "names os.system, from a module the configuration does not trust" in crafted.stderr
     assert sorted(p.name for p in busy.iterdir()) == ["multirun.lock", "multirun.yaml"]
+
+
+def test_a_continued_sweep_runs_its_recorded_overrides_as_written(tmp_path: Path) -> None:
+    record = {
+        "task_name": "train",
+        "seed": 0,
+        "hydra": {
+            "overrides": {
+                "task": ["seed=1,2", "trainer.min_epochs=${seed}"],
+                "hydra": ["hydra/launcher=joblib", f"hydra.sweep.dir={tmp_path}"],
+            }
+        },
+    }
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(record))
+    argv = expand_run_arguments(["train.py", "-m", f"resume={tmp_path}"])
+    assert argv == [
+        "train.py",
+        "--multirun",
+        "seed=1,2",
+        "trainer.min_epochs=${seed}",  # each job's own seed, as the sweep began
+        "hydra/launcher=joblib",
+        f"hydra.sweep.dir={tmp_path}",
+        "continue_run=true",
+    ]

@@ -186,8 +186,11 @@ def test_a_run_is_judged_by_its_best_checkpoint(make_cfg, tmp_path: Path) -> Non
     assert (tmp_path / "checkpoints" / f"epoch_{metrics['best/epoch']:03d}.ckpt").is_file()
 
 
-def test_a_monitor_that_validation_does_not_log_ends_the_run_in_one_sentence(make_cfg) -> None:
-    cfg = make_cfg("monitor=val/accuracy", "trainer.max_epochs=3")  # val/acc is logged
-    with pytest.raises(ConfigError, match=r"^monitor=val/accuracy is not logged by validation"):
+@pytest.mark.parametrize("monitor", ["val/accuracy", "train/loss"])  # val/acc is logged
+def test_a_monitor_that_validation_does_not_log_ends_the_run_in_one_sentence(
+    make_cfg, monitor: str
+) -> None:
+    cfg = make_cfg(f"monitor={monitor}", "trainer.max_epochs=3")
+    with pytest.raises(ConfigError, match=rf"^monitor={monitor} is not logged when validation"):
         train(cfg)
     assert not list(Path(cfg.paths.output_dir).glob("checkpoints/epoch_*.ckpt"))

@@ -3,6 +3,7 @@
 import logging
 import math
 import threading
+import time
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
@@ -60,16 +62,21 @@ def storage_with_heartbeat(url: str, interval: int) -> optuna.storages.RDBStorag
     twice, with the same params."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=interval,
-            grace_period=2 * interval,
-            heartbeat_stale_trial_callback=(
-                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
-            ),
-        )
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=interval,
+                    grace_period=2 * interval,
+                    heartbeat_stale_trial_callback=(
+                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+                    ),
+                )
+        except sqlalchemy.exc.IntegrityError:  # another sweep created the new database's tables
+            time.sleep(0.5 * (attempt + 1))
+    raise RuntimeError(f"could not open the Optuna database {url}")
 
 
 def open_study(

@@ -213,9 +213,9 @@ def step_plateau_schedulers(
 
 
 class MonitorLogged(L.Callback):
-    """Ends training in one sentence at the first validation that does not log `monitor`, a
-    validation metric (`val/...`), before early stopping and the checkpoint callbacks fail on it
-    with a traceback (listed first: Lightning runs checkpoint callbacks last)."""
+    """Ends training in one sentence at the first validation whose end does not find `monitor`
+    logged (a validation metric, or any metric that early stopping reads there), before early
+    stopping or the checkpoint callbacks fail on it with a traceback."""
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
@@ -226,6 +226,7 @@ class MonitorLogged(L.Callback):
             return
         names = ", ".join(sorted(n for n in logged if n.startswith("val"))) or "none"
         raise ConfigError(
-            f"monitor={self.monitor} is not logged by validation, so the run would have no "
-            f"result; give monitor=<a metric it logs> (it logs {names})"
+            f"monitor={self.monitor} is not logged when validation ends, where early stopping "
+            f"and the best checkpoint read it, so the run would have no result; give "
+            f"monitor=<a metric validation logs> ({names}), or callbacks.early_stopping=null"
         )

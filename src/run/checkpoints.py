@@ -277,9 +277,9 @@ def continued_sweep(script: str, sweep_dir: Path, others: list[str]) -> list[str
     result, resumes from its checkpoints, or starts. `others` may only say how the jobs run
     (`SWEEP_RUNNERS`)."""
     record = sweep_dir / "multirun.yaml"
-    config = yaml.safe_load(record.read_text())
-    overrides = OmegaConf.select(OmegaConf.create(config), "hydra.overrides", default=None)
-    if config.get("task_name") != "train" or overrides is None:
+    config = yaml.safe_load(record.read_text())  # as written: `${...}` in overrides unresolved
+    overrides = (config.get("hydra") or {}).get("overrides") if isinstance(config, dict) else None
+    if not isinstance(overrides, dict) or config.get("task_name") != "train":
         raise ConfigError(
             f"resume={sweep_dir}: {record} is not the record of a sweep of src/train.py; give "
             f"the directory of one (logs/train/multiruns/<sweep>)"
@@ -290,15 +290,24 @@ def continued_sweep(script: str, sweep_dir: Path, others: list[str]) -> list[str
             f"as it began; drop it, or start a new sweep"
         )
     trusted = configured_trust(others)
-    task = [o for o in overrides.task if not o.startswith(RESUME_SETS)]
-    launch = [o for o in overrides.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
+    task = [o for o in _listed(overrides, "task", record) if not o.startswith(RESUME_SETS)]
+    ours = ("hydra.sweep.dir=", "hydra.mode=")
+    launch = [o for o in _listed(overrides, "hydra", record) if not o.startswith(ours)]
     for override in task:
         check_saved_override(override, record, trusted)
     for override in launch:
         check_saved_override(override, record, trusted, hydra_keys=SWEEP_HYDRA)
     runners = [o for o in others if o not in ("-m", "--multirun")]
-    ours = [f"hydra.sweep.dir={sweep_dir}", "continue_run=true"]
-    return [script, "--multirun", *task, *launch, *ours, *runners]
+    again = [f"hydra.sweep.dir={sweep_dir}", "continue_run=true"]
+    return [script, "--multirun", *task, *launch, *again, *runners]
+
+
+def _listed(overrides: dict[str, Any], kind: str, record: Path) -> list[str]:
+    """The `kind` overrides (task, hydra) a sweep's record lists; `ConfigError` otherwise."""
+    listed = overrides.get(kind) or []
+    if not isinstance(listed, list) or not all(isinstance(o, str) for o in listed):
+        raise ConfigError(f"{record}: hydra.overrides.{kind} is not a list of overrides")
+    return listed
 
 
 def from_saved_config(hydra_dir: Path) -> list[str]:

@@ -164,7 +164,8 @@ def validate(cfg: DictConfig) -> None:
 
 def check_monitor_logged(cfg: DictConfig) -> None:
     """Raise `ConfigError` when training runs no validation (`trainer.limit_val_batches=0`) but
-    judges the run by a validation metric (`monitor`, `val/...`), which then is never logged."""
+    judges the run by a validation metric (`monitor`, `val/...`), which then is never logged,
+    or when a plateau schedule has no metric to step on."""
     monitor, trainer = cfg.get("monitor"), cfg.get("trainer") or {}
     validates = trainer.get("limit_val_batches") != 0
     if cfg.get("train") and str(monitor).startswith("val") and not validates:
@@ -172,6 +173,13 @@ def check_monitor_logged(cfg: DictConfig) -> None:
             f"monitor={monitor} can never be logged: trainer.limit_val_batches=0 runs no "
             f"validation, so the run would have no result; give validation batches, or "
             f"monitor=null (no best checkpoint, early stopping or plateau)"
+        )
+    scheduler = OmegaConf.select(cfg, "model.scheduler") or {}
+    plateau = str(scheduler.get("_target_")).endswith("ReduceLROnPlateau")
+    if plateau and not scheduler.get("monitor"):
+        raise ConfigError(
+            "model.scheduler.monitor is null, and a ReduceLROnPlateau schedule steps on a "
+            "monitored metric; give monitor=<a metric> or choose another model/scheduler"
         )
 
 

@@ -47,7 +47,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         error, metrics = _error(job_dir / ERROR_FILE), {}
         try:
             if (job_dir / METRICS_FILE).is_file():
-                metrics = _metrics(job_dir / METRICS_FILE)
+                metrics = read_metrics(job_dir / METRICS_FILE)
             overrides = _overrides(overrides_file)  # a resumed job's: its own
         except (OSError, ValueError) as problem:
             error, metrics, overrides = str(problem), {}, []
@@ -77,7 +77,7 @@ def _error(path: Path) -> str:
     return lines[-1] if lines else f"{path} is empty: the job ended without saying why"
 
 
-def _metrics(path: Path) -> dict[str, float]:
+def read_metrics(path: Path) -> dict[str, float]:
     """A job's final metrics; `ValueError` naming the file when it holds none."""
     try:
         metrics = json.loads(path.read_text())
@@ -204,7 +204,7 @@ def sweep_figures(rows: list[dict[str, Any]], metric: str) -> dict[str, "Figure"
     keys = sorted({o.split("=", 1)[0] for o in varying_overrides(done)} - set(REPEATS))
     figures = {}
     for key in keys:
-        values = [dict(o.split("=", 1) for o in row["overrides"]).get(key) for row in done]
+        values = [dict(o.partition("=")[::2] for o in row["overrides"]).get(key) for row in done]
         results = [row["metrics"][metric] for row in done]
         figures[key] = _setting_figure(key, values, results, metric)
     return figures

@@ -165,8 +165,10 @@ def build_trainer(
     sampler, unless `datamodule` says its loaders shard themselves (`shards_itself`)."""
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = [*_instantiate_all(cfg.get("callbacks")), *callbacks]
-    if str(monitor := cfg.get("monitor")).startswith("val"):  # before early stopping's check
-        callbacks.insert(0, MonitorLogged(monitor))
+    if monitor := cfg.get("monitor"):  # listed first: before early stopping's own check
+        at_validation = OmegaConf.select(cfg, "callbacks.early_stopping.check_on_train_epoch_end")
+        if str(monitor).startswith("val") or at_validation is False:
+            callbacks.insert(0, MonitorLogged(monitor))
     if not loggers:  # the LR monitor refuses to start without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO(record)]
