@@ -464,3 +464,17 @@ def test_a_folder_that_is_no_run_is_never_written_into(default_run, tmp_path, sc
     assert f"{folder} holds files that are not a run of this template" in result.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "requirements.txt"]
     assert (folder / "requirements.txt").read_text() == "mine\n"
+
+
+def test_resume_takes_a_path_with_spaces_quoted_either_way(tmp_path) -> None:
+    logs = tmp_path / "my runs, ü"
+    quick = ["trainer.max_epochs=1", "logger=csv", "extras.print_config=false"]
+    first = run_script("train", f"paths.log_dir='{logs}'", *quick)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (run_dir,) = logs.glob("train/runs/*")
+    # as the shell gives it whole ('resume=...'), and quoted as Hydra reads values ("resume='...'")
+    for epochs, argument in ((2, f"resume={run_dir}"), (3, f"resume='{run_dir}'")):
+        resumed = run_script("train", argument, f"trainer.max_epochs={epochs}")
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert last_checkpoint(run_dir)["epoch"] == epochs - 1
+    assert list(logs.glob("train/runs/*")) == [run_dir]  # no new run: this one went on

@@ -318,6 +318,6 @@ def test_a_continued_sweep_runs_its_recorded_overrides_as_written(tmp_path: Path
         "seed=1,2",
         "trainer.min_epochs=${seed}",  # each job's own seed, as the sweep began
         "hydra/launcher=joblib",
-        f"hydra.sweep.dir={tmp_path}",
+        f"hydra.sweep.dir='{tmp_path}'",
         "continue_run=true",
     ]

@@ -1,6 +1,7 @@
 """Finding the checkpoint a run resumes from or evaluates, and loading checkpoints safely."""
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +228,7 @@ def expand_run_arguments(argv: list[str]) -> list[str]:
     if not given:
         return argv
     others = [arg for arg in argv[1:] if not arg.startswith(("resume=", "rerun="))]
-    kind, _, path = given[-1].partition("=")
+    kind, path = given[-1].partition("=")[0], path_value(given[-1])
     run_dir = Path(path).expanduser().resolve()
     hydra_dir = run_dir / ".hydra"
     if run_dir.is_file():
@@ -266,7 +267,7 @@ def expand_run_arguments(argv: list[str]) -> list[str]:
     trusted = configured_trust(others)
     for override in kept:
         check_saved_override(override, overrides_file, trusted)
-    resume = [f"hydra.run.dir={run_dir}", "ckpt_path=last"]
+    resume = [f"hydra.run.dir={quoted(str(run_dir))}", "ckpt_path=last"]
     return [argv[0], *source, *kept, *resume, *others]
 
 
@@ -298,7 +299,7 @@ def continued_sweep(script: str, sweep_dir: Path, others: list[str]) -> list[str
     for override in launch:
         check_saved_override(override, record, trusted, hydra_keys=SWEEP_HYDRA)
     runners = [o for o in others if o not in ("-m", "--multirun")]
-    again = [f"hydra.sweep.dir={sweep_dir}", "continue_run=true"]
+    again = [f"hydra.sweep.dir={quoted(str(sweep_dir))}", "continue_run=true"]
     return [script, "--multirun", *task, *launch, *again, *runners]
 
 
@@ -313,7 +314,27 @@ def _listed(overrides: dict[str, Any], kind: str, record: Path) -> list[str]:
 def from_saved_config(hydra_dir: Path) -> list[str]:
     """Arguments that run the config saved in `hydra_dir` with this project's Hydra settings."""
     config = ["--config-path", str(hydra_dir), "--config-name", "config"]
-    return [*config, f"hydra.searchpath=[file://{CONFIG_DIR}]", FROM_SAVED_CONFIG]
+    return [*config, f"hydra.searchpath=[{quoted(f'file://{CONFIG_DIR}')}]", FROM_SAVED_CONFIG]
+
+
+def path_value(argument: str) -> str:
+    """The path an argument `key=<path>` gives: quoted as Hydra reads it (`resume='/my runs/x'`)
+    or, given whole by the shell, as it is (`'resume=/my runs/x'`)."""
+    raw = argument.partition("=")[2]
+    try:
+        value = OverridesParser.create().parse_override(argument).value()
+    except Exception:  # not Hydra's grammar: spaces, say
+        return raw
+    return value if isinstance(value, str) else raw
+
+
+def quoted(text: str) -> str:
+    """`text` as one value on Hydra's command line: in quotes, which keep spaces and the
+    characters Hydra's grammar gives meaning to, with a quote (and the backslashes before it,
+    or at the end) escaped."""
+    escaped = re.sub(r"(\\*)'", lambda found: found.group(1) * 2 + "\\'", text)
+    escaped = re.sub(r"(\\+)$", lambda found: found.group(1) * 2, escaped)
+    return f"'{escaped}'"
 
 
 def _as_list(value: Any) -> list:
