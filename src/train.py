@@ -69,11 +69,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
 
+    from src.checkpoint_files import RECORD, load_checkpoint
     from src.data.spec import spec_of
     from src.models import build_model
     from src.run.checkpoints import continue_logs
     from src.run.compatibility import check_compatible
     from src.run.console import print_final_metrics, show_run
+    from src.run.provenance import note_provenance
     from src.run.trainer import (
         build_trainer,
         ctrl_c_stops_like_sigterm,
@@ -83,7 +85,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     from src.slots import DATAMODULE, build
 
+    if ckpt_path and cfg.get("threads") == "auto":  # the count the checkpoint was trained with
+        trained_with = load_checkpoint(ckpt_path, mmap=True).get(RECORD) or {}
+        cfg.threads = trained_with.get("threads", "auto")
     prepare_run(cfg)
+    rank_zero_only(note_provenance)(run_dir, threads=cfg.threads)
     datamodule = build(cfg.data, DATAMODULE, cfg.trusted)
     spec = spec_of(datamodule)
     check_compatible(cfg, spec)
@@ -94,6 +100,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     rank_zero_only(show_run)(cfg, "Train", trained)
     data_config = OmegaConf.to_container(cfg.data, resolve=True)
     record = {"model": model_config, "data": data_config, "spec": spec.to_dict()}
+    record |= {"threads": cfg.threads}
     trainer = build_trainer(cfg, datamodule, record)
     log_hyperparameters(trainer, cfg)
     try:

@@ -18,7 +18,7 @@ import yaml
 from src.errors import ConfigError
 from src.eval import evaluate
 from src.models.loading import load_module
-from src.run.checkpoints import resolve_checkpoint
+from src.run.checkpoints import expand_run_arguments, resolve_checkpoint
 from src.run.config import compose_run
 from src.train import train
 from tests.conftest import (
@@ -478,3 +478,24 @@ def test_resume_takes_a_path_with_spaces_quoted_either_way(tmp_path) -> None:
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         assert last_checkpoint(run_dir)["epoch"] == epochs - 1
     assert list(logs.glob("train/runs/*")) == [run_dir]  # no new run: this one went on
+
+
+def test_the_thread_count_a_run_chose_is_recorded_and_used_again(
+    make_cfg, default_run, tmp_path, monkeypatch
+) -> None:
+    """`threads=auto` picks a count from the idle cores; the weights depend on it (1.6e-6 apart
+    between 1 and 2 threads), so a rerun and a resume take the one the run chose."""
+    threads = yaml.safe_load((default_run / "provenance.yaml").read_text())["threads"]
+    assert isinstance(threads, int) and threads >= 1
+    checkpoint = last_checkpoint(default_run)
+    assert checkpoint["built_from"]["threads"] == threads
+    rerun = expand_run_arguments(["src/train.py", f"rerun={default_run}"])
+    assert f"threads={threads}" in rerun
+    checkpoint["built_from"]["threads"] = 3  # a count this machine's idle cores would not give
+    torch.save(checkpoint, tmp_path / "trained.ckpt")
+    chosen: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", chosen.append)
+    quiet = ["logger=none", "callbacks.early_stopping=null", "extras.print_config=false"]
+    epochs = f"trainer.max_epochs={checkpoint['epoch'] + 2}"
+    train(make_cfg(f"ckpt_path={tmp_path / 'trained.ckpt'}", epochs, *quiet))
+    assert chosen == [3]

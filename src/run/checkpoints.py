@@ -252,8 +252,8 @@ def expand_run_arguments(argv: list[str]) -> list[str]:
             f"{given[-1]}: {run_dir} is not a training run (task_name: {task}); give the "
             f"directory of a run of src/train.py (logs/train/runs/<run>)"
         )
-    if kind == "rerun":  # a new run: from the start, as its own W&B run
-        fresh = ["ckpt_path=null"]
+    if kind == "rerun":  # a new run: from the start, as its own W&B run, with its threads
+        fresh = ["ckpt_path=null", *recorded_threads(run_dir, config)]
         if "wandb" in (config.get("logger") or {}):
             fresh.append("logger.wandb.id=null")
         return [argv[0], *from_saved_config(hydra_dir), *fresh, *others]
@@ -309,6 +309,16 @@ def _listed(overrides: dict[str, Any], kind: str, record: Path) -> list[str]:
     if not isinstance(listed, list) or not all(isinstance(o, str) for o in listed):
         raise ConfigError(f"{record}: hydra.overrides.{kind} is not a list of overrides")
     return listed
+
+
+def recorded_threads(run_dir: Path, config: dict[str, Any]) -> list[str]:
+    """`threads=<n>`, the count a run whose config says `auto` chose as it began (its
+    provenance records it), so that a rerun computes as it did; nothing when unknown."""
+    provenance = run_dir / "provenance.yaml"
+    if config.get("threads") != "auto" or not provenance.is_file():
+        return []
+    threads = (yaml.safe_load(provenance.read_text()) or {}).get("threads")
+    return [f"threads={threads}"] if isinstance(threads, int) and threads > 0 else []
 
 
 def from_saved_config(hydra_dir: Path) -> list[str]:

@@ -76,3 +76,16 @@ def write_provenance(run_dir: Path, resumed: bool) -> None:
         (run_dir / "requirements.txt").write_text("\n".join(packages) + "\n")
     with atomic_write(path, "w") as file:
         yaml.safe_dump(info, file, sort_keys=False)
+
+
+def note_provenance(run_dir: Path, **values: Any) -> None:
+    """Add `values` (what the run chose as it started: its thread count) to its provenance:
+    to the newest record, the resume's own when it resumed."""
+    path = run_dir / "provenance.yaml"
+    if not path.is_file():  # a run without Hydra's records (started from Python)
+        return
+    info = yaml.safe_load(path.read_text())
+    newest = info["resumes"][-1] if info.get("resumes") else info
+    newest.update(values)
+    with atomic_write(path, "w") as file:
+        yaml.safe_dump(info, file, sort_keys=False)

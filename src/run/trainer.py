@@ -29,10 +29,12 @@ log = logging.getLogger(__name__)
 
 
 def prepare_run(cfg: DictConfig) -> None:
-    """Route logs, choose the thread count, seed everything, check the devices asked for."""
+    """Route logs, choose the thread count (`cfg.threads` then says which: the run's loggers
+    record it), seed everything, check the devices asked for."""
     shape_lightning_output()
     skip_nvml_probes_without_gpu()
-    torch.set_num_threads(thread_count(cfg.get("threads", "auto")))
+    cfg.threads = thread_count(cfg.get("threads", "auto"))
+    torch.set_num_threads(cfg.threads)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     check_devices(cfg.trainer)
