@@ -499,3 +499,22 @@ def test_the_thread_count_a_run_chose_is_recorded_and_used_again(
     epochs = f"trainer.max_epochs={checkpoint['epoch'] + 2}"
     train(make_cfg(f"ckpt_path={tmp_path / 'trained.ckpt'}", epochs, *quiet))
     assert chosen == [3]
+
+
+def test_max_time_stops_a_run_that_resumes_with_more_time(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    budget = ["+trainer.max_time=00:00:00:02", "trainer.max_epochs=1000", "logger=csv"]
+    budget += ["callbacks.early_stopping=null", "extras.print_config=false"]
+    first = run_script("train", *budget, f"hydra.run.dir={run_dir}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Time limit reached" in first.stdout and "Ignoring" not in first.stdout
+    stopped_at = last_checkpoint(run_dir)["global_step"]
+    assert 0 < stopped_at < 1000 * STEPS_PER_EPOCH
+    again = run_script("train", f"resume={run_dir}")
+    assert again.returncode == 1
+    assert "nothing left to train, the run has trained for 0:00:02, all of trainer.max_time" in (
+        again.stderr
+    )
+    more = run_script("train", f"resume={run_dir}", "trainer.max_time=00:00:00:04")
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert last_checkpoint(run_dir)["global_step"] > stopped_at

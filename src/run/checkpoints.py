@@ -2,6 +2,7 @@
 
 import logging
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +103,9 @@ def load_step(ckpt_path: str | Path) -> int:
 
 def check_left_to_train(cfg: DictConfig, ckpt_path: str) -> None:
     """Raise `ConfigError` when the checkpoint has done all the training this run allows:
-    early stopping ended it (restored, it would stop again after an epoch), or it has reached
-    `trainer.max_epochs` or `trainer.max_steps` (past them, Lightning refuses it with a
-    traceback)."""
+    early stopping ended it (restored, it would stop again after an epoch), it has trained for
+    all of `trainer.max_time`, or it has reached `trainer.max_epochs` or `trainer.max_steps`
+    (past them, Lightning refuses it with a traceback)."""
     checkpoint = load_checkpoint(ckpt_path, mmap=True)
     stopped_at = [
         state.get("stopped_epoch", 0)
@@ -116,6 +117,14 @@ def check_left_to_train(cfg: DictConfig, ckpt_path: str) -> None:
             f"ckpt_path={cfg.ckpt_path}: nothing left to train, early stopping ended that run "
             f"at epoch {max(stopped_at)}; add callbacks.early_stopping=null to train on"
         )
+    elapsed = checkpoint.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {})
+    budget = time_budget(cfg.trainer.get("max_time"))
+    if budget is not None and elapsed.get("train", 0) >= budget.total_seconds():
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path}: nothing left to train, the run has trained for "
+            f"{timedelta(seconds=round(elapsed['train']))}, all of "
+            f"trainer.max_time={cfg.trainer.max_time}; raise it to train on"
+        )
     # epochs whose training ended, as Lightning counts them when it restores the checkpoint
     progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
     epochs = progress.get("current", {}).get("processed", checkpoint["epoch"])
@@ -123,6 +132,17 @@ def check_left_to_train(cfg: DictConfig, ckpt_path: str) -> None:
     limits = [(cfg.trainer.get("max_epochs"), epochs), (cfg.trainer.get("max_steps"), steps)]
     if any(limit is not None and 0 <= limit <= done for limit, done in limits):  # -1: no limit
         raise nothing_left_to_train(cfg, epochs, steps)
+
+
+def time_budget(max_time: str | dict | None) -> timedelta | None:
+    """`trainer.max_time` as Lightning reads it ("DD:HH:MM:SS", or a dict of days, hours,
+    minutes and seconds); None for none."""
+    if not max_time:
+        return None
+    if isinstance(max_time, str):
+        units = ("days", "hours", "minutes", "seconds")
+        return timedelta(**dict(zip(units, map(int, max_time.split(":")), strict=True)))
+    return timedelta(**max_time)
 
 
 def nothing_left_to_train(cfg: DictConfig, epochs: int, steps: int) -> ConfigError:

@@ -173,6 +173,8 @@ def build_trainer(
             callbacks.insert(0, MonitorLogged(monitor))
     if not loggers:  # the LR monitor refuses to start without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if cfg.trainer.get("max_time"):  # Lightning's own Timer keeps it (it ignores it beside ours)
+        callbacks = [c for c in callbacks if not isinstance(c, Timer)]
     plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO(record)]
     sharding = (
         {"use_distributed_sampler": False} if getattr(datamodule, "shards_itself", False) else {}
