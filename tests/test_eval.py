@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from src.errors import ConfigError
 from src.eval import evaluate
-from src.run.config import CONFIG_DIR, compose_run
+from src.run.config import CONFIG_DIR, PROJECT_ROOT, compose_run
 from src.run.serving import use_trained_config
 from src.train import train
 from tests.conftest import read_metrics, run_script, write_mnist
@@ -87,3 +87,21 @@ def test_eval_refuses_data_the_model_cannot_take(make_cfg, mnist_ckpt: Path) -> 
         ConfigError, match=r"image inputs 1x28x28 .* choose the data it was trained"
     ):
         evaluate(cfg)
+
+
+OLD_CHECKPOINTS = PROJECT_ROOT / "tests" / "data" / "checkpoints"
+
+
+@pytest.mark.parametrize("name", ["1f161fe-rnn-sine.ckpt", "3811642-rnn-sine.ckpt"])
+def test_checkpoints_of_earlier_versions_load_or_say_what_they_lack(make_cfg, name: str) -> None:
+    ckpt_path = f"ckpt_path={OLD_CHECKPOINTS / name}"
+    if name.startswith("1f161fe"):  # before checkpoints carried their data config
+        with pytest.raises(
+            ConfigError,
+            match=r"does not record the data it was trained on .*"
+            r"takes regression of sequence inputs 50x1 .*: add data=sine$",
+        ):
+            evaluate(make_cfg(ckpt_path, config_name="eval"))
+        ckpt_path = f"{ckpt_path} data=sine"
+    metrics = evaluate(make_cfg(*ckpt_path.split(), config_name="eval"))
+    assert metrics["test/loss"] == pytest.approx(0.15836603939533234, abs=1e-6)  # as it was

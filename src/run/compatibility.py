@@ -34,6 +34,11 @@ def check_compatible(cfg: DictConfig, spec: DataSpec) -> None:
     )
 
 
+def data_giving(cfg: DictConfig, spec: DataSpec) -> list[str]:
+    """The options of the data group that give data of `spec` (as declared, in `cfg`'s paths)."""
+    return [data for data in _options("data") if _spec(cfg, data) == spec]
+
+
 def _network(model: DictConfig, trusted: Sequence[str]) -> type[Network] | None:
     """The class of the model's network when it is one of the project's `Network`s."""
     if not model.get("net"):

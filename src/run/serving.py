@@ -40,6 +40,12 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
     if "data" in trained:
         target_callable(trained["data"], DATAMODULE, cfg.trusted, where, f"{RECORD}.data")
     overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    if (
+        "data" in sections
+        and "data" not in trained
+        and all(o.key_or_group != "data" for o in overrides)
+    ):
+        raise unrecorded_data(cfg, record_spec(record, where), where)
     taken = [section for section in trained if all(o.key_or_group != section for o in overrides)]
     for section in taken:
         config = OmegaConf.create(trained[section])
@@ -58,6 +64,19 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
         with open_dict(cfg):
             cfg[section] = config
     return taken
+
+
+def unrecorded_data(cfg: DictConfig, spec: "DataSpec", where: str) -> ConfigError:
+    """The error for a checkpoint that does not say which data it was trained on (an earlier
+    version of the template wrote it), naming the data options that fit its model."""
+    from src.run.compatibility import data_giving
+
+    options = " or ".join(f"data={option}" for option in data_giving(cfg, spec))
+    return ConfigError(
+        f"{where} does not record the data it was trained on (an earlier version of this "
+        f"template wrote it); its model takes {spec.describe()}: add "
+        f"{options or 'data=<the data it was trained on>'}"
+    )
 
 
 def compatible_datamodule(cfg: DictConfig, spec: "DataSpec") -> "L.LightningDataModule":
