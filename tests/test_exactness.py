@@ -33,6 +33,8 @@ SETTINGS = {
         "model.scheduler.patience=0",
         "+model.scheduler.threshold=10",
     ],
+    "cosine": ["model/scheduler=cosine"],
+    "step": ["model/scheduler=step", "model.scheduler.step_size=1"],
     "accumulate 4": ["+trainer.accumulate_grad_batches=4"],
     "val_check_interval 0.5": ["+trainer.val_check_interval=0.5"],
     "OneCycleLR": ONE_CYCLE,
