@@ -42,11 +42,13 @@ SETTINGS = {
 }
 # Lightning's ThroughputMonitor counts batches, samples and time from each process's start
 PER_PROCESS = ("train/batches", "train/samples", "train/time", "train/device/")
-# (batches trained, hook) when the signal comes
+# (epoch, batches into it, hook) when the signal comes: mid-epoch 2, inside a window of 4
+# accumulated batches, or as it begins
 STOPS = {
-    "mid-epoch": (113, "on_train_batch_start"),  # epoch 2, inside a window of 4 batches
-    "between epochs": (100, "on_train_epoch_start"),
+    "mid-epoch": (2, 13, "on_train_batch_start"),
+    "between epochs": (2, 0, "on_train_epoch_start"),
 }
+BATCHES_PER_EPOCH = 50
 
 
 def history(run_dir: Path) -> list[dict[str, str]]:
@@ -62,7 +64,8 @@ def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], list]:
 
 
 def stopped_and_resumed(run_dir: Path, stop: str, signum: str, *args: str) -> None:
-    batches, hook = STOPS[stop]
+    epoch, into, hook = STOPS[stop]
+    batches = epoch * BATCHES_PER_EPOCH + into
     kill = "+callbacks.kill={_target_:tests.crashes.KillAt,"
     kill += f"batches:{batches},hook:{hook},signal:{signum}}}"
     stopped = run_script("train", *args, f"hydra.run.dir={run_dir}", kill)
