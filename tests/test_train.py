@@ -1,6 +1,7 @@
 """Training end to end: every model, the default run, its run directory, eval, resume, multirun."""
 
 import csv
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -194,3 +195,11 @@ def test_a_monitor_that_validation_does_not_log_ends_the_run_in_one_sentence(
     with pytest.raises(ConfigError, match=rf"^monitor={monitor} is not logged when validation"):
         train(cfg)
     assert not list(Path(cfg.paths.output_dir).glob("checkpoints/epoch_*.ckpt"))
+
+
+def test_a_run_without_validation_says_once_what_is_off(make_cfg, caplog) -> None:
+    cfg = make_cfg("+trainer.limit_val_batches=0", "monitor=null", "trainer.max_epochs=1")
+    with caplog.at_level(logging.WARNING):
+        metrics = train(cfg)
+    assert caplog.text.count("No validation (trainer.limit_val_batches=0): the checkpoint") == 1
+    assert "test/acc" in metrics

@@ -1,6 +1,7 @@
 """Config checks that run before torch is imported, so bad input fails in a second."""
 
 import copy
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,8 @@ from pydantic import (
 )
 
 from src.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -165,7 +168,8 @@ def validate(cfg: DictConfig) -> None:
 def check_monitor_logged(cfg: DictConfig) -> None:
     """Raise `ConfigError` when training runs no validation (`trainer.limit_val_batches=0`) but
     judges the run by a validation metric (`monitor`, `val/...`), which then is never logged,
-    or when a plateau schedule has no metric to step on."""
+    or when a plateau schedule has no metric to step on; say once what runs without
+    validation leave out."""
     monitor, trainer = cfg.get("monitor"), cfg.get("trainer") or {}
     validates = trainer.get("limit_val_batches") != 0
     if cfg.get("train") and str(monitor).startswith("val") and not validates:
@@ -173,6 +177,11 @@ def check_monitor_logged(cfg: DictConfig) -> None:
             f"monitor={monitor} can never be logged: trainer.limit_val_batches=0 runs no "
             f"validation, so the run would have no result; give validation batches, or "
             f"monitor=null (no best checkpoint, early stopping or plateau)"
+        )
+    if cfg.get("train") and not validates:
+        log.warning(
+            "No validation (trainer.limit_val_batches=0): the checkpoint kept and tested is the "
+            "last epoch's, and no early stopping or plateau schedule runs"
         )
     scheduler = OmegaConf.select(cfg, "model.scheduler") or {}
     plateau = str(scheduler.get("_target_")).endswith("ReduceLROnPlateau")
