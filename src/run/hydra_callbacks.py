@@ -67,13 +67,17 @@ class RunDirectory(Callback):
         """Before Hydra writes into the sweep directory: hold it (`multirun.lock`) for this sweep
         alone, and enter one that holds an earlier sweep only to continue it."""
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
-        earlier = earlier_sweep(sweep_dir)
-        if earlier and not config.get("continue_run"):
+        if (jobs := earlier_jobs(sweep_dir)) is not None and not config.get("continue_run"):
             how = f"continue it with python src/train.py -m resume={sweep_dir}, or "
             raise SystemExit(
-                f"{sweep_dir} holds {earlier}, which a new sweep would write over; "
-                f"{how if training(config) and 'sweep' in earlier else ''}give a new "
+                f"{sweep_dir} holds an earlier sweep (jobs {jobs or 'none yet'}), which a new "
+                f"sweep would write over; {how if training(config) else ''}give a new "
                 f"hydra.sweep.dir"
+            )
+        if others := other_files(sweep_dir):
+            raise SystemExit(
+                f"{sweep_dir} holds files that are not a sweep of this template ({others}), "
+                f"which a sweep would write over; give a new or empty hydra.sweep.dir"
             )
         _SWEEP_LOCKS.append(hold(sweep_dir, "multirun.lock"))  # until this process ends
         self.sweep_process = os.getpid()
@@ -140,17 +144,21 @@ def hold(directory: Path, lock_name: str) -> FileLock:
     return lock
 
 
-def earlier_sweep(sweep_dir: Path) -> str:
-    """What `sweep_dir` holds that a sweep would write over: an earlier sweep (its jobs, its
-    `multirun.yaml`) or other files; "" for a new or empty directory (locks aside)."""
-    if not sweep_dir.is_dir():
-        return ""
+def earlier_jobs(sweep_dir: Path) -> str | None:
+    """The jobs an earlier sweep left in `sweep_dir` (its job directories, "" for none yet when
+    only its `multirun.yaml` is there); None when no sweep ran there."""
     jobs = sorted((p.parent.name for p in sweep_dir.glob("*/.hydra")), key=_job_order)
-    if jobs or (sweep_dir / "multirun.yaml").is_file():
-        listed = ", ".join(jobs[:5]) + ", ..." * (len(jobs) > 5)
-        return f"an earlier sweep (jobs {listed or 'none yet'})"
-    found = sorted(p.name for p in sweep_dir.iterdir() if p.suffix != ".lock")
-    return f"files that are not a sweep of this template ({', '.join(found[:5])})" * bool(found)
+    if not jobs and not (sweep_dir / "multirun.yaml").is_file():
+        return None
+    return ", ".join(jobs[:5]) + ", ..." * (len(jobs) > 5)
+
+
+def other_files(sweep_dir: Path) -> str:
+    """The files in `sweep_dir`, when no sweep ran there and locks aside (a sweep would write
+    over them); "" for a new or empty directory."""
+    if not sweep_dir.is_dir() or earlier_jobs(sweep_dir) is not None:
+        return ""
+    return ", ".join(sorted(p.name for p in sweep_dir.iterdir() if p.suffix != ".lock")[:5])
 
 
 def _job_order(name: str) -> tuple[bool, int | str]:
