@@ -30,7 +30,7 @@ from src.run.checkpoints import (
 from src.run.config import (
     check_given,
     check_group_choices,
-    check_monitor_logged,
+    check_validation,
     fresh_targets,
     validate,
 )
@@ -56,7 +56,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     check_given(cfg)
     validate(cfg)
-    check_monitor_logged(cfg)
+    check_validation(cfg)
     run_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_checkpoint(continued_checkpoint(cfg, run_dir), run_dir)
     trained = use_trained_config(cfg, ckpt_path, ("model", "data")) if ckpt_path else []

@@ -165,7 +165,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"{key}={value!r} is invalid: {_reason(first['msg'])}; {fix}") from None
 
 
-def check_monitor_logged(cfg: DictConfig) -> None:
+def check_validation(cfg: DictConfig) -> None:
     """Raise `ConfigError` when training runs no validation (`trainer.limit_val_batches=0`) but
     judges the run by a validation metric (`monitor`, `val/...`), which then is never logged,
     or when a plateau schedule has no metric to step on; say once what runs without
