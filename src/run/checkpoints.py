@@ -136,13 +136,14 @@ def check_left_to_train(cfg: DictConfig, ckpt_path: str) -> None:
 
 def time_budget(max_time: str | dict | None) -> timedelta | None:
     """`trainer.max_time` as Lightning reads it ("DD:HH:MM:SS", or a dict of days, hours,
-    minutes and seconds); None for none."""
-    if not max_time:
+    minutes and seconds); None for none, or one Lightning refuses (it says why)."""
+    units = ("days", "hours", "minutes", "seconds")
+    try:
+        if isinstance(max_time, str):
+            return timedelta(**dict(zip(units, map(int, max_time.split(":")), strict=True)))
+        return timedelta(**max_time) if max_time else None
+    except (TypeError, ValueError):
         return None
-    if isinstance(max_time, str):
-        units = ("days", "hours", "minutes", "seconds")
-        return timedelta(**dict(zip(units, map(int, max_time.split(":")), strict=True)))
-    return timedelta(**max_time)
 
 
 def nothing_left_to_train(cfg: DictConfig, epochs: int, steps: int) -> ConfigError:
