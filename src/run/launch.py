@@ -178,14 +178,22 @@ class ParentWatch:
             time.sleep(self.poll_s)
         if job_dir := self.job_dir:
             log.warning("The sweep's process has ended: stopping this job and this worker")
+            signalled, deadline = time.time(), time.monotonic() + self.grace_s
             os.kill(os.getpid(), signal.SIGTERM)
-            deadline = time.monotonic() + self.grace_s
-            while self.job_dir and time.monotonic() < deadline:
-                if (job_dir / "error.txt").is_file():  # the job said how it stopped
-                    time.sleep(self.poll_s)
+            while self.job_dir and not stop_recorded(job_dir, signalled):
+                if time.monotonic() > deadline:
                     break
                 time.sleep(self.poll_s)
+            time.sleep(self.poll_s)  # for the job to close its error file
         os._exit(1)
+
+
+def stop_recorded(job_dir: Path, since: float) -> bool:
+    """Whether the job wrote its error file (how it stopped) at or after `since`."""
+    try:
+        return (job_dir / "error.txt").stat().st_mtime >= since
+    except FileNotFoundError:
+        return False
 
 
 PARENT_WATCH = ParentWatch()
