@@ -39,6 +39,7 @@ SETTINGS = {
     "val_check_interval 0.5": ["+trainer.val_check_interval=0.5"],
     "OneCycleLR": ONE_CYCLE,
     "bf16-mixed": ["trainer.precision=bf16-mixed"],
+    "ddp_sim": ["trainer=ddp_sim"],
 }
 # Lightning's ThroughputMonitor counts batches, samples and time from each process's start
 PER_PROCESS = ("train/batches", "train/samples", "train/time", "train/device/")
@@ -48,7 +49,7 @@ STOPS = {
     "mid-epoch": (2, 13, "on_train_batch_start"),
     "between epochs": (2, 0, "on_train_epoch_start"),
 }
-BATCHES_PER_EPOCH = 50
+BATCHES_PER_EPOCH = 50  # each process's (two processes under ddp_sim: half as many)
 
 
 def history(run_dir: Path) -> list[dict[str, str]]:
@@ -65,7 +66,7 @@ def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], list]:
 
 def stopped_and_resumed(run_dir: Path, stop: str, signum: str, *args: str) -> None:
     epoch, into, hook = STOPS[stop]
-    batches = epoch * BATCHES_PER_EPOCH + into
+    batches = epoch * BATCHES_PER_EPOCH // (2 if "trainer=ddp_sim" in args else 1) + into
     kill = "+callbacks.kill={_target_:tests.crashes.KillAt,"
     kill += f"batches:{batches},hook:{hook},signal:{signum}}}"
     stopped = run_script("train", *args, f"hydra.run.dir={run_dir}", kill)

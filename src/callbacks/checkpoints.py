@@ -88,8 +88,8 @@ class LastCheckpoint(Checkpoint):
     """Keeps `<dirpath>/last.ckpt` current to resume from: at the end of each training epoch
     (after its validation), every `every_n_train_steps` training steps within an epoch, and when
     fitting ends, whatever ended it (early stopping, `max_steps` mid-epoch). When fitting stops
-    on an error or SIGTERM after a training step, saves `on_exception.ckpt` (removed when a
-    later fit of the run ends normally); a SIGTERM inside a window of accumulated gradients
+    on an error or SIGTERM within an epoch, saves `on_exception.ckpt` (removed when a later fit
+    of the run ends normally); a SIGTERM inside a window of accumulated gradients
     stops at the window's end. Not on a KeyboardInterrupt, which may land inside a step (the
     entry point turns a first Ctrl-C into a SIGTERM, which Lightning handles between steps).
 
@@ -113,6 +113,13 @@ class LastCheckpoint(Checkpoint):
         self._plateau_due: dict[int, float] = {}
         self._plateau_resumed: dict[int, float] = {}
         self.mid_epoch = True  # whether to checkpoint within an epoch
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Lightning's SIGTERM handler broadcasts the signal to the other processes from inside the
+        # handler, which meets their own collectives mid-way and hangs DDP; the flag alone does,
+        # as the training loop broadcasts rank 0's at every step (registered after this hook)
+        signals = trainer._signal_connector
+        signals._sigterm_notifier_fn = lambda signum, frame: note_sigterm(trainer, signum)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step_plateau_schedulers(trainer, pl_module, self._plateau_resumed)
@@ -174,7 +181,10 @@ class LastCheckpoint(Checkpoint):
     ) -> None:
         if isinstance(exception, KeyboardInterrupt):
             return
-        if trainer.state.fn == TrainerFn.FITTING and trainer.global_step > 0 and self.mid_epoch:
+        # before the epoch's first batch, last.ckpt holds this state (and Lightning would resume
+        # a checkpoint taken there to an empty epoch under DDP, which stops at its start)
+        trained = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        if trainer.state.fn == TrainerFn.FITTING and trained > 0 and self.mid_epoch:
             try:
                 trainer.save_checkpoint(self.dirpath / "on_exception.ckpt", weights_only=False)
             except OSError as error:  # a full disk: the run's own error matters more
@@ -190,6 +200,15 @@ class LastCheckpoint(Checkpoint):
             logger.save()
         trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
         self._saved_step = trainer.global_step
+
+
+def note_sigterm(trainer: L.Trainer, signum: int) -> None:
+    """Lightning's SIGTERM notice without a collective: set the flag the loops stop on, and pass
+    the first signal to the processes this one launched."""
+    signals = trainer._signal_connector
+    if not signals.received_sigterm and trainer.strategy.launcher is not None:
+        trainer.strategy.launcher.kill(signum)
+    signals.received_sigterm = True
 
 
 def plateau_values(trainer: L.Trainer) -> dict[int, float]:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
+from lightning_utilities.core.apply_func import apply_to_collection
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.optim import Optimizer
@@ -175,15 +176,28 @@ class TaskModule(L.LightningModule, ABC):
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rng_states"] = rng_states()
-        checkpoint["train_metric_states"] = self.stage_metrics["train_metrics"].states()
+        # every rank's generators and metric sums (of its own samples): each rank saves a
+        # checkpoint (Lightning calls this on all), rank 0 writes it
+        states = {
+            "rng": rng_states(),
+            "train_metrics": self.stage_metrics["train_metrics"].states(),
+        }
+        checkpoint["rank_states"] = every_rank(states, self.trainer.world_size)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "rng_states" in checkpoint:
-            set_rng_states(checkpoint["rng_states"])
-        # under DDP each rank's metrics hold its own samples, and rank 0's alone are saved
-        if "train_metric_states" in checkpoint and self.trainer.world_size == 1:
-            self.stage_metrics["train_metrics"].load_states(checkpoint["train_metric_states"])
+        ranks = checkpoint.get("rank_states", [])
+        if "train_metric_states" in checkpoint:  # a checkpoint of an earlier version: one process
+            ranks = [
+                {
+                    "rng": checkpoint["rng_states"],
+                    "train_metrics": checkpoint["train_metric_states"],
+                }
+            ]
+        if len(ranks) != self.trainer.world_size:  # another number of processes: fresh states
+            return
+        states = ranks[self.trainer.global_rank]
+        set_rng_states(states["rng"])
+        self.stage_metrics["train_metrics"].load_states(states["train_metrics"])
 
     def configure_optimizers(self) -> Any:
         optimizer = self.make_optimizer(self.parameters())
@@ -200,3 +214,13 @@ def value_columns(outputs: Tensor) -> tuple[list[str], list[list]]:
     values = outputs.flatten(1).tolist()
     width = len(values[0])
     return (["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]), values
+
+
+def every_rank(value: Any, world_size: int) -> list[Any]:
+    """`value` of each process, by rank, its tensors on the CPU (one process: `[value]`)."""
+    value = apply_to_collection(value, Tensor, Tensor.cpu)
+    if world_size == 1:
+        return [value]
+    gathered: list[Any] = [None] * world_size
+    torch.distributed.all_gather_object(gathered, value)
+    return gathered
