@@ -52,8 +52,8 @@ from hydra import initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from src.run.config import CONFIG_DIR, compose_run  # noqa: E402
-from src.run.resolvers import register_resolvers  # noqa: E402
+from src.engine.config import CONFIG_DIR, compose_run  # noqa: E402
+from src.engine.resolvers import register_resolvers  # noqa: E402
 from src.train import train  # noqa: E402
 
 # name: (overrides, epochs, training batches per epoch or None for all)
@@ -353,7 +353,8 @@ def startup(args: argparse.Namespace, workdir: Path) -> list[Row]:
     compose_only = (  # prints the seconds of its imports, then of composing train.yaml
         "import sys, time; start = time.perf_counter(); "
         "from hydra import compose, initialize_config_dir; "
-        "from src.run.config import CONFIG_DIR; from src.run.resolvers import register_resolvers; "
+        "from src.engine.config import CONFIG_DIR; "
+        "from src.engine.resolvers import register_resolvers; "
         "register_resolvers(); "
         "imported = time.perf_counter(); "
         "initialize_config_dir(str(CONFIG_DIR), version_base='1.3'); compose('train'); "
@@ -412,8 +413,8 @@ def process(args: argparse.Namespace, workdir: Path) -> list[Row]:
         "imports": [
             sys.executable,
             "-c",
-            "import src.train, src.run.trainer, src.callbacks.figures; "
-            "src.run.launch.skip_collection_at_exit()",  # as the entry points exit
+            "import src.train, src.engine.trainer, src.callbacks.figures; "
+            "src.engine.launch.skip_collection_at_exit()",  # as the entry points exit
         ],
         "default run": train,
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hydra import initialize_config_dir
 
-from src.run.config import CONFIG_DIR, PROJECT_ROOT, compose_run
+from src.engine.config import CONFIG_DIR, PROJECT_ROOT, compose_run
 from src.train import train
 
 QUIET = ["extras.print_config=false", "callbacks.rich_progress_bar=null", "logger=none"]

@@ -14,11 +14,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from src.run.checkpoints import resolve_checkpoint
-from src.run.config import check_given, check_group_choices, fresh_targets, validate
-from src.run.launch import skip_collection_at_exit
-from src.run.resolvers import register_resolvers
-from src.run.serving import check_provides, compatible_datamodule, use_trained_config
+from src.engine.checkpoints import resolve_checkpoint
+from src.engine.config import check_given, check_group_choices, fresh_targets, validate
+from src.engine.launch import skip_collection_at_exit
+from src.engine.resolvers import register_resolvers
+from src.engine.serving import check_provides, compatible_datamodule, use_trained_config
 
 register_resolvers()
 
@@ -32,9 +32,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
 
-    from src.models.loading import load_module
-    from src.run.console import print_final_metrics, show_run
-    from src.run.trainer import build_trainer, logged_metrics, prepare_run
+    from src.engine.console import print_final_metrics, show_run
+    from src.engine.loading import load_module
+    from src.engine.trainer import build_trainer, logged_metrics, prepare_run
 
     prepare_run(cfg)
     module, spec = load_module(ckpt_path, cfg.trusted)

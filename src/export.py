@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-from src.atomic import atomic_write
+from src.engine.atomic import atomic_write
+from src.engine.checkpoints import resolve_checkpoint
+from src.engine.config import check_given, check_group_choices
+from src.engine.launch import skip_collection_at_exit
+from src.engine.resolvers import register_resolvers
+from src.engine.serving import check_output
 from src.errors import ConfigError
-from src.run.checkpoints import resolve_checkpoint
-from src.run.config import check_given, check_group_choices
-from src.run.launch import skip_collection_at_exit
-from src.run.resolvers import register_resolvers
-from src.run.serving import check_output
 
 if TYPE_CHECKING:
     import lightning as L
@@ -60,7 +60,7 @@ def export(cfg: DictConfig) -> Path:
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     import torch
 
-    from src.models.loading import load_module
+    from src.engine.loading import load_module
 
     module, spec = load_module(ckpt_path, cfg.trusted)
     net = exported_network(cfg, module).eval()
@@ -168,7 +168,7 @@ def print_export_summary(
     fmt: str, output: Path, spec: "DataSpec", outputs: "Tensor", difference: float
 ) -> None:
     """Where the file is, what goes in and comes out, and how closely it matches PyTorch."""
-    from src.run.console import console
+    from src.engine.console import console
 
     def batch_of(shape: tuple[int, ...]) -> str:
         return f"(batch, {', '.join(map(str, shape))})"

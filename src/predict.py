@@ -15,17 +15,17 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from src.errors import ConfigError
-from src.run.checkpoints import resolve_checkpoint
-from src.run.config import check_given, check_group_choices, fresh_targets, validate
-from src.run.launch import skip_collection_at_exit
-from src.run.resolvers import register_resolvers
-from src.run.serving import (
+from src.engine.checkpoints import resolve_checkpoint
+from src.engine.config import check_given, check_group_choices, fresh_targets, validate
+from src.engine.launch import skip_collection_at_exit
+from src.engine.resolvers import register_resolvers
+from src.engine.serving import (
     check_output,
     check_provides,
     compatible_datamodule,
     use_trained_config,
 )
+from src.errors import ConfigError
 
 register_resolvers()
 
@@ -46,10 +46,10 @@ def predict(cfg: DictConfig) -> Path:
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from torch.utils.data import DataLoader
 
-    from src.callbacks.predictions import PredictionWriter
-    from src.models.loading import load_module
-    from src.run.inputs import model_inputs, read_inputs
-    from src.run.trainer import build_trainer, prepare_run
+    from src.engine.inputs import model_inputs, read_inputs
+    from src.engine.loading import load_module
+    from src.engine.predictions import PredictionWriter
+    from src.engine.trainer import build_trainer, prepare_run
 
     prepare_run(cfg)
     module, spec = load_module(ckpt_path, cfg.trusted)
@@ -96,7 +96,7 @@ def print_prediction_summary(
 ) -> None:
     """How many inputs, how many of each predicted class (or the range of the predicted values),
     and where the CSV is."""
-    from src.run.console import console
+    from src.engine.console import console
 
     if any(name.startswith("prob_") for name in header):
         counts = sorted(Counter(row[0] for row in rows).items())

@@ -18,8 +18,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from src.errors import ConfigError, DivergedError, Stopped
-from src.run.checkpoints import (
+from src.engine.checkpoints import (
     check_left_to_train,
     check_resume_settings,
     expand_run_arguments,
@@ -27,17 +26,18 @@ from src.run.checkpoints import (
     nothing_left_to_train,
     resolve_checkpoint,
 )
-from src.run.config import (
+from src.engine.config import (
     check_given,
     check_group_choices,
     check_validation,
     fresh_targets,
     validate,
 )
-from src.run.launch import continued_checkpoint, skip_collection_at_exit
-from src.run.resolvers import register_resolvers
-from src.run.serving import use_trained_config
-from src.run.sweeps import ERROR_FILE, METRICS_FILE, read_metrics, write_json
+from src.engine.launch import continued_checkpoint, skip_collection_at_exit
+from src.engine.resolvers import register_resolvers
+from src.engine.serving import use_trained_config
+from src.engine.sweeps import ERROR_FILE, METRICS_FILE, read_metrics, write_json
+from src.errors import ConfigError, DivergedError, Stopped
 
 if TYPE_CHECKING:
     import lightning as L
@@ -69,21 +69,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
 
-    from src.checkpoint_files import RECORD, load_checkpoint
     from src.data.spec import spec_of
-    from src.models import build_model
-    from src.run.checkpoints import continue_logs
-    from src.run.compatibility import check_compatible
-    from src.run.console import print_final_metrics, show_run
-    from src.run.provenance import note_provenance
-    from src.run.trainer import (
+    from src.engine.building import build_model
+    from src.engine.checkpoint_files import RECORD, load_checkpoint
+    from src.engine.checkpoints import continue_logs
+    from src.engine.compatibility import check_compatible
+    from src.engine.console import print_final_metrics, show_run
+    from src.engine.provenance import note_provenance
+    from src.engine.slots import DATAMODULE, build
+    from src.engine.trainer import (
         build_trainer,
         ctrl_c_stops_like_sigterm,
         finish_wandb,
         log_hyperparameters,
         prepare_run,
     )
-    from src.slots import DATAMODULE, build
 
     if ckpt_path and cfg.get("threads") == "auto":  # the count the checkpoint was trained with
         trained_with = load_checkpoint(ckpt_path, mmap=True).get(RECORD) or {}
@@ -150,7 +150,7 @@ def fit_and_test(
     among them (`best_result`), and the best checkpoint's path (empty when none was saved)."""
     from lightning.pytorch.utilities import rank_zero_info
 
-    from src.run.trainer import best_result, logged_metrics, restore_checkpoint_callbacks
+    from src.engine.trainer import best_result, logged_metrics, restore_checkpoint_callbacks
 
     if fit:
         start = load_step(ckpt_path) if ckpt_path else None

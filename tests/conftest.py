@@ -24,9 +24,9 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig
 from PIL import Image
 
-from src.run.checkpoints import configured_trust
-from src.run.config import CONFIG_DIR, PROJECT_ROOT, compose_run
-from src.run.resolvers import register_resolvers
+from src.engine.checkpoints import configured_trust
+from src.engine.config import CONFIG_DIR, PROJECT_ROOT, compose_run
+from src.engine.resolvers import register_resolvers
 from tests.warm import WarmProcess, WarmPython, forkable
 
 register_resolvers()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.run.config import PROJECT_ROOT
+from src.engine.config import PROJECT_ROOT
 from tests.conftest import interrupted_run, run_script, write_image_folder
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.atomic import atomic_write
-from src.callbacks.checkpoints import AtomicCheckpointIO
+from src.engine.atomic import atomic_write
+from src.engine.checkpointing import AtomicCheckpointIO
 from tests.conftest import start_script
 
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from src.run.config import PROJECT_ROOT
+from src.engine.config import PROJECT_ROOT
 
 
 @pytest.mark.slow

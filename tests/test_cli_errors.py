@@ -6,9 +6,9 @@ import torch
 from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 
+from src.engine.config import check_group_choices
+from src.engine.trainer import check_devices
 from src.errors import ConfigError
-from src.run.config import check_group_choices
-from src.run.trainer import check_devices
 from src.train import train
 from tests.conftest import run_script
 

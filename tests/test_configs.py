@@ -10,11 +10,11 @@ from hydra.utils import instantiate
 from lightning.pytorch import Trainer
 from omegaconf import OmegaConf
 
-from src.models import build_model
+from src.engine.building import build_model
+from src.engine.config import CONFIG_DIR, PROJECT_ROOT
+from src.engine.resolvers import wandb_offline
+from src.engine.trainer import build_trainer
 from src.models.task_module import TaskModule
-from src.run.config import CONFIG_DIR, PROJECT_ROOT
-from src.run.resolvers import wandb_offline
-from src.run.trainer import build_trainer
 
 GROUPS = ["data", "model", "model/optimizer", "model/scheduler", "trainer", "callbacks"]
 GROUPS += ["logger", "paths", "extras", "hydra", "debug", "experiment", "hparams_search"]

@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 from wandb.proto import wandb_internal_pb2
 
 from src.data.spec import DataSpec
-from src.loggers import TensorBoardLogger
-from src.models import build_model
+from src.engine.building import build_model
+from src.engine.loggers import TensorBoardLogger
 from src.train import train
 from tests.conftest import read_metrics, run_script
 

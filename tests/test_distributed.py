@@ -14,9 +14,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict, read_write
 
-from src.models.loading import load_module
-from src.run.hydra_callbacks import EndDistributedJob
-from src.run.launch import ddp_rank_command
+from src.engine.hydra_callbacks import EndDistributedJob
+from src.engine.launch import ddp_rank_command
+from src.engine.loading import load_module
 from tests.conftest import TRUSTED, run_script, write_image_folder
 
 TRAIN_POINTS, BATCH_SIZE, RANKS = 1600, 32, 2  # configs/data/points.yaml: 2000 points, 80% train

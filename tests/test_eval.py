@@ -8,10 +8,10 @@ import torch
 from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 
+from src.engine.config import CONFIG_DIR, PROJECT_ROOT, compose_run
+from src.engine.serving import use_trained_config
 from src.errors import ConfigError
 from src.eval import evaluate
-from src.run.config import CONFIG_DIR, PROJECT_ROOT, compose_run
-from src.run.serving import use_trained_config
 from src.train import train
 from tests.conftest import read_metrics, run_script, write_mnist
 

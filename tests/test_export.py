@@ -10,10 +10,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import src.export
+from src.engine.building import build_model
+from src.engine.loading import load_module
 from src.errors import ConfigError
 from src.export import TOLERANCE, export, export_network, exported_outputs
-from src.models import build_model
-from src.models.loading import load_module
 from tests.conftest import TRUSTED, run_script
 from tests.test_eval import trained_run
 

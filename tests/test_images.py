@@ -271,7 +271,7 @@ def test_a_weights_file_that_cannot_be_used_is_one_sentence(tmp_path, capsys) ->
     torch.save({"weight": Payload()}, tmp_path / "code.pt")  # a pickle that would run code
     for name, reason in [
         ("missing.pt", "no such file"),
-        ("garbage.pt", "cannot be used: it is truncated, or not a checkpoint torch.save wrote"),
+        ("garbage.pt", "cannot be used: it is truncated, or not a file torch.save wrote"),
         ("code.pt", "cannot be used: it holds objects other than weights"),
     ]:
         with pytest.raises(

@@ -5,7 +5,7 @@ import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from src.run.config import PROJECT_ROOT
+from src.engine.config import PROJECT_ROOT
 
 
 def requirements() -> list[Requirement]:

@@ -18,8 +18,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import OmegaConf, open_dict, read_write
 
-from src.run import launch
-from src.run.checkpoints import resumable_checkpoints
+from src.engine import launch
+from src.engine.checkpoints import resumable_checkpoints
 from tests.conftest import run_script, start_script
 from tests.warm import WarmProcess
 

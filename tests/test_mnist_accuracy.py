@@ -2,7 +2,7 @@
 
 import pytest
 
-from src.run.config import PROJECT_ROOT
+from src.engine.config import PROJECT_ROOT
 from src.train import train
 
 MNIST_ROOT = PROJECT_ROOT.parent / "shared" / "data"

@@ -21,7 +21,7 @@ from hydra_plugins.optuna_sweeper._optuna import (
     study_figures,
     tell,
 )
-from src.run.config import CONFIG_DIR
+from src.engine.config import CONFIG_DIR
 from tests.conftest import run_script, start_script
 
 FAST = [

@@ -20,13 +20,13 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.datasets import MNIST
 
-import src.callbacks.predictions
+import src.engine.predictions
 from src.data.spec import DataSpec
 from src.data.tensor_datamodule import TensorDataModule
+from src.engine.inputs import read_inputs
+from src.engine.loading import load_module
 from src.errors import ConfigError
-from src.models.loading import load_module
 from src.predict import check_input, predict
-from src.run.inputs import read_inputs
 from tests.conftest import TRUSTED, run_script, write_mnist
 from tests.test_eval import mnist_data, trained_run
 
@@ -215,7 +215,7 @@ def test_a_failed_write_leaves_the_previous_csv_alone(
             self.file.write("input,prediction\n")
             raise OSError("disk full")
 
-    monkeypatch.setattr(src.callbacks.predictions.csv, "writer", FullDisk)
+    monkeypatch.setattr(src.engine.predictions.csv, "writer", FullDisk)
     with pytest.raises(OSError, match="disk full"):
         predict_in_process(make_cfg, runs["points"], tmp_path / "points.npy", f"output={output}")
     assert output.read_text() == "input,prediction\nprevious,results\n"

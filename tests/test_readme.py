@@ -4,7 +4,7 @@ import re
 
 from hydra.utils import get_class, instantiate
 
-from src.run.config import PROJECT_ROOT
+from src.engine.config import PROJECT_ROOT
 from tests.conftest import write_image_folder
 from tests.test_configs import options
 

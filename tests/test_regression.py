@@ -10,8 +10,8 @@ from src.data.linear import LinearDataModule
 from src.data.random_regression import RandomDataModule
 from src.data.sine import SineDataModule
 from src.data.spec import DataSpec
+from src.engine.loading import load_module
 from src.errors import ConfigError
-from src.models.loading import load_module
 from src.train import train
 from tests.conftest import TRUSTED
 

@@ -15,11 +15,11 @@ import pytest
 import torch
 import yaml
 
+from src.engine.checkpoints import expand_run_arguments, resolve_checkpoint
+from src.engine.config import compose_run
+from src.engine.loading import load_module
 from src.errors import ConfigError
 from src.eval import evaluate
-from src.models.loading import load_module
-from src.run.checkpoints import expand_run_arguments, resolve_checkpoint
-from src.run.config import compose_run
 from src.train import train
 from tests.conftest import (
     TRUSTED,

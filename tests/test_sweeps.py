@@ -13,8 +13,8 @@ import torch
 import yaml
 from filelock import FileLock
 
-from src.run.checkpoints import expand_run_arguments
-from src.run.sweeps import collect, print_sweep_summary, sweep_figures
+from src.engine.checkpoints import expand_run_arguments
+from src.engine.sweeps import collect, print_sweep_summary, sweep_figures
 from tests.conftest import run_script, start_script
 
 QUICK = ["trainer.max_epochs=1", "logger=none", "extras.print_config=false"]
@@ -146,7 +146,7 @@ def test_the_summary_survives_what_jobs_leave_behind_and_a_full_disk(
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("src.run.sweeps.atomic_write", full_disk)
+    monkeypatch.setattr("src.engine.sweeps.atomic_write", full_disk)
     print_sweep_summary(tmp_path, "best/val/loss", "min")
     assert "Could not write the summary" in caplog.text and "No space left" in caplog.text
     table = capsys.readouterr().out.split("Sweep, by best/val/loss (min)")[1]

@@ -15,11 +15,11 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
+from src.engine import provenance
+from src.engine.building import build_model
+from src.engine.loading import load_module
 from src.errors import ConfigError
 from src.eval import evaluate
-from src.models import build_model
-from src.models.loading import load_module
-from src.run import provenance
 from src.train import train
 from tests.conftest import TRUSTED, read_metrics, run_script, write_image_folder
 from tests.test_readme import readme_table

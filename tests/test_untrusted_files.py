@@ -12,11 +12,11 @@ import pytest
 import torch
 import yaml
 
+from src.engine.checkpoints import expand_run_arguments
 from src.errors import ConfigError
 from src.eval import evaluate
 from src.export import export
 from src.predict import predict
-from src.run.checkpoints import expand_run_arguments
 from src.train import train
 from tests.conftest import interrupted_run, run_script
 
@@ -41,7 +41,7 @@ def payloads(tmp_path: Path, marker: Path) -> dict[str, dict]:
         "copyfile": {"_target_": "shutil.copyfile", "src": str(source), "dst": str(marker)},
         # a function of a trusted module that writes files, but returns no network
         "provenance": {
-            "_target_": "src.run.provenance.write_provenance",
+            "_target_": "src.engine.provenance.write_provenance",
             "run_dir": str(marker),
             "resumed": False,
         },

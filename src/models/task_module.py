@@ -26,7 +26,7 @@ class TaskModule(L.LightningModule, ABC):
     """Trains `net` on data of `spec`.
 
     Args:
-        net: the network, built for the data (`src/models/__init__.py`: `build_model`).
+        net: the network, built for the data (`src/engine/building.py`: `build_model`).
         spec: what the data yields.
         optimizer: makes the optimizer from the parameters (`partial(torch.optim.Adam, lr=...)`).
         scheduler: optional; Lightning's `lr_scheduler` config (`interval`, `frequency`,

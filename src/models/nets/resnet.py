@@ -1,5 +1,7 @@
 """torchvision's ResNet-18, adapted to the data's channels and classes, optionally pretrained."""
 
+import pickle
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.error import URLError
@@ -8,7 +10,6 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import ResNet18_Weights, resnet18
 
-from src.checkpoint_files import CheckpointError, load_checkpoint
 from src.errors import ConfigError
 from src.models.nets.network import Network
 
@@ -58,16 +59,20 @@ class ResNet18(Network):
 
 
 def _local_weights(path: str) -> dict[str, Tensor]:
-    """A state dict file, read as data only (`load_checkpoint`)."""
-    fix = "give a state dict saved with torch.save"
+    """A state dict file, read as data only (`weights_only=True`: a pickle of code is refused)."""
+    reason = None
     if not Path(path).is_file():
-        raise ConfigError(f"model.net.weights_path={path}: no such file; {fix}")
-    try:
-        return load_checkpoint(path)
-    except CheckpointError as error:
-        raise ConfigError(
-            f"model.net.weights_path={path} cannot be used: {error.reason}; {fix}"
-        ) from None
+        reason = "no such file"
+    elif not zipfile.is_zipfile(path):
+        reason = "cannot be used: it is truncated, or not a file torch.save wrote"
+    else:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # what weights_only refuses
+            reason = "cannot be used: it holds objects other than weights, which could run code"
+    raise ConfigError(
+        f"model.net.weights_path={path}: {reason}; give a state dict saved with torch.save"
+    )
 
 
 def _imagenet_weights() -> dict[str, Tensor]:

@@ -18,12 +18,12 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
-from src.callbacks.checkpoints import AtomicCheckpointIO, MonitorLogged
-from src.checkpoint_files import load_checkpoint
+from src.engine.checkpoint_files import load_checkpoint
+from src.engine.checkpointing import AtomicCheckpointIO, MonitorLogged
+from src.engine.console import shape_lightning_output
+from src.engine.launch import in_joblib_sweep, relaunch_ddp_ranks_as_this_job
+from src.engine.provenance import git_state
 from src.errors import ConfigError
-from src.run.console import shape_lightning_output
-from src.run.launch import in_joblib_sweep, relaunch_ddp_ranks_as_this_job
-from src.run.provenance import git_state
 
 log = logging.getLogger(__name__)
 

@@ -9,15 +9,15 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from src.data.spec import DataSpec
+from src.engine.slots import DATAMODULE, NETWORK, build, target_callable
 from src.errors import ConfigError
 from src.models.nets.network import Network
-from src.slots import DATAMODULE, NETWORK, build, target_callable
 
 
 def check_compatible(cfg: DictConfig, spec: DataSpec) -> None:
     """Raise `ConfigError` when the project's network of `cfg.model` (a `Network`, which says
     which data it takes) cannot take data of `spec`, naming the models and data that would work.
-    Other networks are tried on a batch when they are built (`src.models.check_takes`)."""
+    Other networks are tried on a batch when they are built (`src.engine.building.check_takes`)."""
     network = _network(cfg.model, cfg.trusted)
     if network is None or (reason := network.incompatibility(spec)) is None:
         return

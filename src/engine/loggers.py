@@ -11,7 +11,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
-from src.atomic import atomic_write
+from src.engine.atomic import atomic_write
 
 
 class CSVLogger(loggers.CSVLogger):

@@ -28,8 +28,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from src.engine.checkpoints import resumable_checkpoints
 from src.errors import ConfigError
-from src.run.checkpoints import resumable_checkpoints
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, ValueType
 from omegaconf import DictConfig, OmegaConf
 
-from src.checkpoint_files import CheckpointError, built_from, load_checkpoint
+from src.engine.checkpoint_files import CheckpointError, built_from, load_checkpoint
+from src.engine.config import CONFIG_DIR
+from src.engine.slots import RUNTIME_OPTIONS, TRUST_SETTING, is_trusted, targets
 from src.errors import ConfigError
-from src.run.config import CONFIG_DIR
-from src.slots import RUNTIME_OPTIONS, TRUST_SETTING, is_trusted, targets
 
 log = logging.getLogger(__name__)
 

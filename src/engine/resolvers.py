@@ -1,6 +1,6 @@
 """The resolvers the configs use: `${project_root:}`, `${run_id:}` (a short random suffix),
 `${wandb_offline:}`, `${sweep_name:}`, `${signal:<name>}`, and `${run_name:}` and
-`${job_devices:}` (`src/run/launch.py`)."""
+`${job_devices:}` (`src/engine/launch.py`)."""
 
 import netrc
 import os
@@ -13,8 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from src.run.config import PROJECT_ROOT
-from src.run.launch import job_devices, run_name
+from src.engine.config import PROJECT_ROOT
+from src.engine.launch import job_devices, run_name
 
 
 def register_resolvers() -> None:

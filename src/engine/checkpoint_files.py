@@ -1,6 +1,6 @@
 """Checkpoint files read safely: plain data only, and one sentence for a file that cannot be used.
 
-Light to import (torch comes when a file is read), so the run layer checks a checkpoint before
+Light to import (torch comes when a file is read), so the engine checks a checkpoint before
 the heavy imports.
 """
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from src.atomic import atomic_write
-from src.run.config import PROJECT_ROOT
+from src.engine.atomic import atomic_write
+from src.engine.config import PROJECT_ROOT
 
 
 def _git(*args: str, ok: tuple[int, ...] = (0,)) -> str | None:

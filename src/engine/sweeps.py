@@ -13,9 +13,9 @@ import yaml
 from filelock import FileLock
 from rich.table import Table
 
-from src.atomic import atomic_write
+from src.engine.atomic import atomic_write
+from src.engine.console import console
 from src.errors import Stopped
-from src.run.console import console
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

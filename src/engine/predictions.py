@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from src.atomic import atomic_write
+from src.engine.atomic import atomic_write
 from src.models.task_module import value_columns
 
 

@@ -8,9 +8,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.checkpoint_files import RECORD, built_from, load_checkpoint
+from src.engine.checkpoint_files import RECORD, built_from, load_checkpoint
+from src.engine.slots import DATAMODULE, build, target_callable
 from src.errors import ConfigError
-from src.slots import DATAMODULE, build, target_callable
 
 if TYPE_CHECKING:
     import lightning as L
@@ -29,7 +29,7 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
     only classes the configuration trusts, of the right kind, with plain values, here, before
     anything is built.
     """
-    from src.models.loading import check_model_config, record_spec
+    from src.engine.loading import check_model_config, record_spec
 
     where = f"checkpoint {ckpt_path}"
     record = built_from(load_checkpoint(ckpt_path, mmap=True), where)
@@ -69,7 +69,7 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
 def unrecorded_data(cfg: DictConfig, spec: "DataSpec", where: str) -> ConfigError:
     """The error for a checkpoint that does not say which data it was trained on (an earlier
     version of the template wrote it), naming the data options that fit its model."""
-    from src.run.compatibility import data_giving
+    from src.engine.compatibility import data_giving
 
     options = " or ".join(f"data={option}" for option in data_giving(cfg, spec))
     return ConfigError(

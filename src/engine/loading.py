@@ -1,5 +1,5 @@
 """A trained module rebuilt from a checkpoint alone: only plain data is loaded
-(`weights_only=True`), and only classes the configuration trusts are built (`src/slots.py`)."""
+(`weights_only=True`), and only classes the configuration trusts are built (`slots.py`)."""
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -7,12 +7,12 @@ from typing import Any
 
 import lightning as L
 
-from src.checkpoint_files import RECORD, built_from, load_checkpoint
 from src.data.spec import DataSpec
+from src.engine.building import build_model, module_class
+from src.engine.checkpoint_files import RECORD, built_from, load_checkpoint
+from src.engine.slots import NETWORK, OPTIMIZER, SCHEDULER, at, target_callable
 from src.errors import ConfigError
-from src.models import build_model, module_class
 from src.models.task_module import LIGHTNING_SCHEDULER_KEYS
-from src.slots import NETWORK, OPTIMIZER, SCHEDULER, at, target_callable
 
 
 def load_module(

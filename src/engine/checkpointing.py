@@ -15,8 +15,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.atomic import atomic_write
-from src.checkpoint_files import RECORD
+from src.engine.atomic import atomic_write
+from src.engine.checkpoint_files import RECORD
 from src.errors import ConfigError
 
 log = logging.getLogger(__name__)

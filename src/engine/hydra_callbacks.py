@@ -22,11 +22,11 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.atomic import atomic_write
+from src.engine.atomic import atomic_write
+from src.engine.launch import PARENT_WATCH, RENDEZVOUS, continued_checkpoint
+from src.engine.provenance import write_provenance
+from src.engine.sweeps import ERROR_FILE, METRICS_FILE, print_sweep_summary, write_summary
 from src.errors import ConfigError
-from src.run.launch import PARENT_WATCH, RENDEZVOUS, continued_checkpoint
-from src.run.provenance import write_provenance
-from src.run.sweeps import ERROR_FILE, METRICS_FILE, print_sweep_summary, write_summary
 
 log = logging.getLogger(__name__)
 _SWEEP_LOCKS: list[FileLock] = []  # the sweep directories this process runs a sweep in
