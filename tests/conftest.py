@@ -21,7 +21,7 @@ import pytest
 import yaml
 from filelock import FileLock
 from hydra import initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from src.engine.checkpoints import configured_trust
@@ -259,3 +259,46 @@ def cifar_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
     monkeypatch.setattr(CIFAR10, "meta", CIFAR10.meta | {"md5": md5["batches.meta"]})
     return root
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def readme_table() -> dict[tuple[str, str], bool]:
+    text = (PROJECT_ROOT / "README.md").read_text()
+    table = text.split("<!-- compatibility -->")[1]
+    rows = [line.strip("|").split("|") for line in table.strip().splitlines()]
+    models = [re.sub(r"[`\s]", "", cell) for cell in rows[0][1:]]
+    return {
+        (re.sub(r"[`\s]", "", row[0]), model): cell.strip() == "✓"
+        for row in rows[2:]
+        for model, cell in zip(models, row[1:], strict=True)
+    }
+
+
+QUICK = [
+    "trainer.max_epochs=1",
+    "test=false",
+    "logger=none",
+    "callbacks=[model_checkpoint,last_checkpoint]",
+]
+
+
+def trained_run(run_dir: Path, *overrides: str) -> Path:
+    """Train one quick epoch in-process into `run_dir`, saving `.hydra/config.yaml` as the CLI
+    does; return the best checkpoint."""
+    from src.train import train
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose_run([*overrides, *QUICK, "extras.print_config=false"], run_dir)
+        train(cfg)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    (best,) = (run_dir / "checkpoints").glob("epoch_*.ckpt")
+    return best
+
+
+def mnist_data(data_dir: Path) -> list[str]:
+    """Overrides for a tiny MNIST (the `write_mnist` files)."""
+    return ["data=mnist", f"data.data_dir={data_dir}", "data.val_size=20"]

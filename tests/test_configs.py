@@ -15,13 +15,10 @@ from src.engine.config import CONFIG_DIR, PROJECT_ROOT
 from src.engine.resolvers import wandb_offline
 from src.engine.trainer import build_trainer
 from src.models.task_module import TaskModule
+from tests.conftest import options
 
 GROUPS = ["data", "model", "model/optimizer", "model/scheduler", "trainer", "callbacks"]
 GROUPS += ["logger", "paths", "extras", "hydra", "debug", "experiment", "hparams_search"]
-
-
-def options(group: str) -> list[str]:
-    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
 
 
 @pytest.mark.parametrize(

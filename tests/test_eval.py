@@ -5,39 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import initialize_config_dir
-from omegaconf import OmegaConf
 
-from src.engine.config import CONFIG_DIR, PROJECT_ROOT, compose_run
+from src.engine.config import PROJECT_ROOT
 from src.engine.serving import use_trained_config
 from src.errors import ConfigError
 from src.eval import evaluate
-from src.train import train
-from tests.conftest import read_metrics, run_script, write_mnist
-
-QUICK = [
-    "trainer.max_epochs=1",
-    "test=false",
-    "logger=none",
-    "callbacks=[model_checkpoint,last_checkpoint]",
-]
-
-
-def trained_run(run_dir: Path, *overrides: str) -> Path:
-    """Train one quick epoch in-process into `run_dir`, saving `.hydra/config.yaml` as the CLI
-    does; return the best checkpoint."""
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose_run([*overrides, *QUICK, "extras.print_config=false"], run_dir)
-        train(cfg)
-    (run_dir / ".hydra").mkdir()
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
-    (best,) = (run_dir / "checkpoints").glob("epoch_*.ckpt")
-    return best
-
-
-def mnist_data(data_dir: Path) -> list[str]:
-    """Overrides for a tiny MNIST (the `write_mnist` files)."""
-    return ["data=mnist", f"data.data_dir={data_dir}", "data.val_size=20"]
+from tests.conftest import mnist_data, read_metrics, run_script, trained_run, write_mnist
 
 
 @pytest.fixture(scope="module")

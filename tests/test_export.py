@@ -14,8 +14,7 @@ from src.engine.building import build_model
 from src.engine.loading import load_module
 from src.errors import ConfigError
 from src.export import TOLERANCE, export, export_network, exported_outputs
-from tests.conftest import TRUSTED, run_script
-from tests.test_eval import trained_run
+from tests.conftest import TRUSTED, run_script, trained_run
 
 NETWORKS = {"cnn": "mnist", "vgg": "cifar", "resnet18": "cifar", "mlp": "points", "rnn": "sine"}
 SLOW_ONNX = ("vgg", "resnet18", "rnn")  # 6-16 s each through the dynamo exporter

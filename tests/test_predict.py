@@ -27,8 +27,7 @@ from src.engine.inputs import read_inputs
 from src.engine.loading import load_module
 from src.errors import ConfigError
 from src.predict import check_input, predict
-from tests.conftest import TRUSTED, run_script, write_mnist
-from tests.test_eval import mnist_data, trained_run
+from tests.conftest import TRUSTED, mnist_data, run_script, trained_run, write_mnist
 
 
 @pytest.fixture(scope="module")

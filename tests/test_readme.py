@@ -5,20 +5,7 @@ import re
 from hydra.utils import get_class, instantiate
 
 from src.engine.config import PROJECT_ROOT
-from tests.conftest import write_image_folder
-from tests.test_configs import options
-
-
-def readme_table() -> dict[tuple[str, str], bool]:
-    text = (PROJECT_ROOT / "README.md").read_text()
-    table = text.split("<!-- compatibility -->")[1]
-    rows = [line.strip("|").split("|") for line in table.strip().splitlines()]
-    models = [re.sub(r"[`\s]", "", cell) for cell in rows[0][1:]]
-    return {
-        (re.sub(r"[`\s]", "", row[0]), model): cell.strip() == "✓"
-        for row in rows[2:]
-        for model, cell in zip(models, row[1:], strict=True)
-    }
+from tests.conftest import options, readme_table, write_image_folder
 
 
 def test_readme_compatibility_table_matches_the_code(make_cfg, tmp_path) -> None:

@@ -21,8 +21,7 @@ from src.engine.loading import load_module
 from src.errors import ConfigError
 from src.eval import evaluate
 from src.train import train
-from tests.conftest import TRUSTED, read_metrics, run_script, write_image_folder
-from tests.test_readme import readme_table
+from tests.conftest import TRUSTED, read_metrics, readme_table, run_script, write_image_folder
 
 COMPATIBLE = [pair for pair, works in readme_table().items() if works]
 
