@@ -18,7 +18,7 @@ from src.engine.checkpoints import resolve_checkpoint
 from src.engine.config import check_given, check_group_choices, fresh_targets, validate
 from src.engine.launch import skip_collection_at_exit
 from src.engine.resolvers import register_resolvers
-from src.engine.serving import check_provides, compatible_datamodule, use_trained_config
+from src.engine.serving import trained_module, use_trained_config
 
 register_resolvers()
 
@@ -33,13 +33,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from lightning.pytorch.utilities import rank_zero_only
 
     from src.engine.console import print_final_metrics, show_run
-    from src.engine.loading import load_module
-    from src.engine.trainer import build_trainer, logged_metrics, prepare_run
+    from src.engine.trainer import build_trainer, logged_metrics
 
-    prepare_run(cfg)
-    module, spec = load_module(ckpt_path, cfg.trusted)
-    check_provides(cfg, module, "test_step", "eval")
-    datamodule = compatible_datamodule(cfg, spec)
+    module, _, datamodule = trained_module(cfg, ckpt_path, "test_step", "eval")
     rank_zero_only(show_run)(cfg, "Evaluate", trained)
     trainer = build_trainer(cfg, datamodule)
     trainer.test(module, datamodule=datamodule)

@@ -19,12 +19,7 @@ from src.engine.checkpoints import resolve_checkpoint
 from src.engine.config import check_given, check_group_choices, fresh_targets, validate
 from src.engine.launch import skip_collection_at_exit
 from src.engine.resolvers import register_resolvers
-from src.engine.serving import (
-    check_output,
-    check_provides,
-    compatible_datamodule,
-    use_trained_config,
-)
+from src.engine.serving import check_output, trained_module, use_trained_config
 from src.errors import ConfigError
 
 register_resolvers()
@@ -47,14 +42,10 @@ def predict(cfg: DictConfig) -> Path:
     from torch.utils.data import DataLoader
 
     from src.engine.inputs import model_inputs, read_inputs
-    from src.engine.loading import load_module
     from src.engine.predictions import PredictionWriter
-    from src.engine.trainer import build_trainer, prepare_run
+    from src.engine.trainer import build_trainer
 
-    prepare_run(cfg)
-    module, spec = load_module(ckpt_path, cfg.trusted)
-    check_provides(cfg, module, "forward", "predict")
-    datamodule = compatible_datamodule(cfg, spec)
+    module, spec, datamodule = trained_module(cfg, ckpt_path, "forward", "predict")
     inputs, names = read_inputs(input_path, spec)
     batches = DataLoader(model_inputs(inputs, spec, datamodule), cfg.batch_size)
     writer = PredictionWriter(output, names)

@@ -53,8 +53,6 @@ class TensorDataModule(L.LightningDataModule, ABC):
         self.folds, self.fold = folds, fold
         if batch_size < 1:
             raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size}")
-        if loader not in ("memory", "torch"):
-            raise ConfigError(f"data.loader must be 'memory' or 'torch', got {loader!r}")
         self.batch_size, self.loader, self.seed = batch_size, loader, seed
         self.num_workers, self.pin_memory, self.on_device = num_workers, pin_memory, on_device
         self.persistent_workers = persistent_workers and num_workers > 0

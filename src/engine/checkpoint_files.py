@@ -4,6 +4,7 @@ Light to import (torch comes when a file is read), so the engine checks a checkp
 the heavy imports.
 """
 
+import functools
 import pickle
 import zipfile
 from pathlib import Path
@@ -24,7 +25,22 @@ class CheckpointError(ConfigError):
 
 def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     """`torch.load` a checkpoint as plain data only (`weights_only=True`): a file that is
-    truncated, corrupt or carries code (a pickle that would run it) raises `CheckpointError`."""
+    truncated, corrupt or carries code (a pickle that would run it) raises `CheckpointError`.
+
+    Mapped (`mmap`), a file is read once while it is unchanged: the checks of a command that all
+    ask about one checkpoint share the record (which they only read)."""
+    if not mmap:
+        return _load(path, mmap=False)
+    stat = Path(path).stat()
+    return _mapped(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1)
+def _mapped(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    return _load(path, mmap=True)
+
+
+def _load(path: str | Path, mmap: bool) -> dict[str, Any]:
     import torch
 
     if not zipfile.is_zipfile(path):

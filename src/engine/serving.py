@@ -79,6 +79,20 @@ def unrecorded_data(cfg: DictConfig, spec: "DataSpec", where: str) -> ConfigErro
     )
 
 
+def trained_module(
+    cfg: DictConfig, ckpt_path: str, method: str, command: str
+) -> tuple["L.LightningModule", "DataSpec", "L.LightningDataModule"]:
+    """The checkpoint's module (checked to have `method`, which `command` needs), the spec of
+    the data it was trained on, and the datamodule of `cfg.data`, checked to give such data."""
+    from src.engine.loading import load_module
+    from src.engine.trainer import prepare_run
+
+    prepare_run(cfg)
+    module, spec = load_module(ckpt_path, cfg.trusted)
+    check_provides(cfg, module, method, command)
+    return module, spec, compatible_datamodule(cfg, spec)
+
+
 def compatible_datamodule(cfg: DictConfig, spec: "DataSpec") -> "L.LightningDataModule":
     """The datamodule of `cfg.data`, or an error when it does not give data of `spec`, what the
     checkpoint's model was trained on."""

@@ -14,7 +14,7 @@ from torch.optim import Optimizer
 from torchmetrics import Metric, MetricCollection
 
 from src.data.spec import DataSpec
-from src.errors import ConfigError, DivergedError
+from src.errors import DivergedError
 from src.models.rng import rng_states, set_rng_states
 from src.models.stage_metrics import StageMetrics
 
@@ -58,10 +58,6 @@ class TaskModule(L.LightningModule, ABC):
         channels_last: bool = False,
     ) -> None:
         super().__init__()
-        if nonfinite_loss not in ("stop", "skip"):
-            raise ConfigError(
-                f"model.nonfinite_loss must be 'stop' or 'skip', got {nonfinite_loss!r}"
-            )
         self.save_hyperparameters(ignore=["net", "spec", "optimizer", "scheduler"], logger=False)
         self.net, self.spec = net, spec
         self.make_optimizer, self.scheduler_config = optimizer, scheduler
