@@ -414,7 +414,7 @@ def process(args: argparse.Namespace, workdir: Path) -> list[Row]:
             sys.executable,
             "-c",
             "import src.train, src.engine.trainer, src.callbacks.figures; "
-            "src.engine.launch.skip_collection_at_exit()",  # as the entry points exit
+            "src.engine.machine.skip_collection_at_exit()",  # as the entry points exit
         ],
         "default run": train,
     }

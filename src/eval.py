@@ -15,8 +15,8 @@ import hydra
 from omegaconf import DictConfig
 
 from src.engine.checkpoints import resolve_checkpoint
-from src.engine.config import check_given, check_group_choices, fresh_targets, validate
-from src.engine.launch import skip_collection_at_exit
+from src.engine.config import check_given, check_group_choices, fresh_targets
+from src.engine.machine import skip_collection_at_exit
 from src.engine.resolvers import register_resolvers
 from src.engine.serving import trained_module, use_trained_config
 
@@ -28,7 +28,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     check_given(cfg)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
     trained = use_trained_config(cfg, ckpt_path, ("data",))
-    validate(cfg)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from src.engine.atomic import atomic_write
 from src.engine.checkpoints import resolve_checkpoint
 from src.engine.config import check_given, check_group_choices
-from src.engine.launch import skip_collection_at_exit
+from src.engine.machine import skip_collection_at_exit
 from src.engine.resolvers import register_resolvers
 from src.engine.serving import check_output
 from src.errors import ConfigError

@@ -16,8 +16,8 @@ import hydra
 from omegaconf import DictConfig
 
 from src.engine.checkpoints import resolve_checkpoint
-from src.engine.config import check_given, check_group_choices, fresh_targets, validate
-from src.engine.launch import skip_collection_at_exit
+from src.engine.config import check_given, check_group_choices, fresh_targets
+from src.engine.machine import skip_collection_at_exit
 from src.engine.resolvers import register_resolvers
 from src.engine.serving import check_output, trained_module, use_trained_config
 from src.errors import ConfigError
@@ -37,7 +37,6 @@ def predict(cfg: DictConfig) -> Path:
     what = "an earlier table of predictions (first line: input,prediction...)"
     check_output(output, [input_path, Path(ckpt_path)], is_predictions, what, cfg.overwrite)
     use_trained_config(cfg, ckpt_path, ("data",))
-    validate(cfg)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from torch.utils.data import DataLoader
 

@@ -8,23 +8,21 @@ python src/train.py rerun=logs/train/runs/<run>   # run its saved config again, 
 
 import logging
 import math
-import shlex
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from src.engine.arguments import expand_run_arguments
 from src.engine.checkpoints import (
-    check_left_to_train,
-    check_resume_settings,
-    expand_run_arguments,
+    Resume,
+    continued_checkpoint,
     load_step,
     nothing_left_to_train,
-    resolve_checkpoint,
+    plan_resume,
 )
 from src.engine.config import (
     check_given,
@@ -33,9 +31,8 @@ from src.engine.config import (
     fresh_targets,
     validate,
 )
-from src.engine.launch import continued_checkpoint, skip_collection_at_exit
+from src.engine.machine import skip_collection_at_exit
 from src.engine.resolvers import register_resolvers
-from src.engine.serving import use_trained_config
 from src.engine.sweeps import ERROR_FILE, METRICS_FILE, read_metrics, write_json
 from src.errors import ConfigError, DivergedError, Stopped
 
@@ -56,65 +53,37 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     check_given(cfg)
     validate(cfg)
-    check_validation(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    ckpt_path = resolve_checkpoint(continued_checkpoint(cfg, run_dir), run_dir)
-    trained = use_trained_config(cfg, ckpt_path, ("model", "data")) if ckpt_path else []
-    fit = cfg.get("train")
-    if ckpt_path:
-        validate(cfg)
-        check_resume_settings(cfg, ckpt_path)
-        if fit:
-            fit = left_to_train(cfg, ckpt_path)
+    resume = plan_resume(cfg, continued_checkpoint(cfg, run_dir), run_dir)
+    check_validation(cfg)
     # Heavy imports come after the config checks, so a bad value fails in about a second.
     from lightning.pytorch.utilities import rank_zero_only
 
-    from src.data.spec import spec_of
-    from src.engine.building import build_model
-    from src.engine.checkpoint_files import RECORD, load_checkpoint
     from src.engine.checkpoints import continue_logs
-    from src.engine.compatibility import check_compatible
     from src.engine.console import print_final_metrics, show_run
     from src.engine.provenance import note_provenance
-    from src.engine.slots import DATAMODULE, build
     from src.engine.trainer import (
         build_trainer,
-        ctrl_c_stops_like_sigterm,
         finish_wandb,
         log_hyperparameters,
         prepare_run,
+        stops_to_resume,
     )
 
-    if ckpt_path and cfg.get("threads") == "auto":  # the count the checkpoint was trained with
-        trained_with = load_checkpoint(ckpt_path, mmap=True).get(RECORD) or {}
-        cfg.threads = trained_with.get("threads", "auto")
     prepare_run(cfg)
     rank_zero_only(note_provenance)(run_dir, threads=cfg.threads)
-    datamodule = build(cfg.data, DATAMODULE, cfg.trusted)
-    spec = spec_of(datamodule)
-    check_compatible(cfg, spec)
-    model_config = OmegaConf.to_container(cfg.model, resolve=True)
-    model = build_model(model_config, spec, cfg.trusted)
-    if ckpt_path:
-        continue_logs(cfg, ckpt_path)
-    rank_zero_only(show_run)(cfg, "Train", trained)
-    data_config = OmegaConf.to_container(cfg.data, resolve=True)
-    record = {"model": model_config, "data": data_config, "spec": spec.to_dict()}
-    record |= {"threads": cfg.threads}
+    model, datamodule, record = build_model_and_data(cfg)
+    if resume:
+        continue_logs(cfg, resume.ckpt_path)
+    rank_zero_only(show_run)(cfg, "Train", resume.trained if resume else [])
     trainer = build_trainer(cfg, datamodule, record)
     log_hyperparameters(trainer, cfg)
     try:
-        with ctrl_c_stops_like_sigterm() as ctrl_c:
-            metrics, best = fit_and_test(cfg, trainer, model, datamodule, ckpt_path, fit)
+        with stops_to_resume(trainer, run_dir):
+            metrics, best = fit_and_test(cfg, trainer, model, datamodule, resume)
         check_result(cfg, metrics)
-    except BaseException as error:
+    except BaseException:
         finish_wandb(trainer, failed=True)
-        if isinstance(error, SystemExit) and not error.code and trainer.received_sigterm:
-            trust = [o for o in HydraConfig.get().overrides.task if o.startswith("trusted=")]
-            raise Stopped(  # Lightning stops on SIGTERM with exit code 0
-                f"{Stopped.PREFIX} {'Ctrl-C' if ctrl_c() else 'SIGTERM'} after checkpointing; "
-                f"resume with: python src/train.py {shlex.join([f'resume={run_dir}', *trust])}"
-            ) from error
         raise
     log_hyperparameters(trainer, cfg, metrics)
     finish_wandb(trainer, failed=False)  # before the final table: W&B prints its own summary
@@ -124,17 +93,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def left_to_train(cfg: DictConfig, ckpt_path: str) -> bool:
-    """Whether the checkpoint has training left (else `check_left_to_train`'s `ConfigError`); a
-    continued job (`continue_run`) whose training had ended goes on to its test."""
-    try:
-        check_left_to_train(cfg, ckpt_path)
-    except ConfigError:
-        if not cfg.get("continue_run"):
-            raise
-        log.info("This job's training had ended: testing its best checkpoint")
-        return False
-    return True
+def build_model_and_data(
+    cfg: DictConfig,
+) -> tuple["L.LightningModule", "L.LightningDataModule", dict[str, Any]]:
+    """The datamodule of `cfg.data`, the model of `cfg.model` built for its data (a pair that
+    cannot work is refused in one sentence), and the record each checkpoint keeps of them."""
+    from src.data.spec import spec_of
+    from src.engine.building import build_model
+    from src.engine.compatibility import check_compatible
+    from src.engine.slots import DATAMODULE, build
+
+    datamodule = build(cfg.data, DATAMODULE, cfg.trusted)
+    spec = spec_of(datamodule)
+    check_compatible(cfg, spec)
+    model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    model = build_model(model_config, spec, cfg.trusted)
+    data_config = OmegaConf.to_container(cfg.data, resolve=True)
+    record = {"model": model_config, "data": data_config, "spec": spec.to_dict()}
+    return model, datamodule, record | {"threads": cfg.threads}
 
 
 def fit_and_test(
@@ -142,16 +118,18 @@ def fit_and_test(
     trainer: "L.Trainer",
     model: "L.LightningModule",
     datamodule: "L.LightningDataModule",
-    ckpt_path: str | None,
-    fit: bool,
+    resume: Resume | None,
 ) -> tuple[dict[str, float], str]:
-    """Fit (when `fit`; a continued job whose training had ended takes its checkpoint callbacks'
-    state from `ckpt_path`), then test the best checkpoint; return the metrics, the run's result
-    among them (`best_result`), and the best checkpoint's path (empty when none was saved)."""
+    """Fit (from `resume`'s checkpoint, if any; a continued job whose training had ended takes
+    its checkpoint callbacks' state from it), then test the best checkpoint; return the metrics,
+    the run's result among them (`best_result`), and the best checkpoint's path (empty when none
+    was saved)."""
     from lightning.pytorch.utilities import rank_zero_info
 
     from src.engine.trainer import best_result, logged_metrics, restore_checkpoint_callbacks
 
+    ckpt_path = resume.ckpt_path if resume else None
+    fit = resume.fit if resume else cfg.get("train")
     if fit:
         start = load_step(ckpt_path) if ckpt_path else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

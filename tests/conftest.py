@@ -24,7 +24,7 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from src.engine.checkpoints import configured_trust
+from src.engine.arguments import configured_trust
 from src.engine.config import CONFIG_DIR, PROJECT_ROOT, compose_run
 from src.engine.resolvers import register_resolvers
 from tests.warm import WarmProcess, WarmPython, forkable
@@ -259,10 +259,6 @@ def cifar_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
     monkeypatch.setattr(CIFAR10, "meta", CIFAR10.meta | {"md5": md5["batches.meta"]})
     return root
-
-
-def options(group: str) -> list[str]:
-    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
 
 
 def readme_table() -> dict[tuple[str, str], bool]:

@@ -6,11 +6,11 @@ import torch
 from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 
-from src.engine.config import check_group_choices
+from src.engine.config import check_group_choices, group_options
 from src.engine.trainer import check_devices
 from src.errors import ConfigError
 from src.train import train
-from tests.conftest import options, run_script
+from tests.conftest import run_script
 
 # (arguments, message, whether it is caught before the first screen)
 CASES = {
@@ -176,7 +176,7 @@ def test_a_log_dir_that_cannot_be_written_ends_in_one_sentence(tmp_path, mode) -
 
 
 def choices(group: str) -> str:
-    return f"choose one of {', '.join(options(group))}"
+    return f"choose one of {', '.join(group_options(group))}"
 
 
 @pytest.mark.parametrize(

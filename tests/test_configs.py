@@ -11,18 +11,17 @@ from lightning.pytorch import Trainer
 from omegaconf import OmegaConf
 
 from src.engine.building import build_model
-from src.engine.config import CONFIG_DIR, PROJECT_ROOT
+from src.engine.config import CONFIG_DIR, PROJECT_ROOT, group_options
 from src.engine.resolvers import wandb_offline
 from src.engine.trainer import build_trainer
 from src.models.task_module import TaskModule
-from tests.conftest import options
 
 GROUPS = ["data", "model", "model/optimizer", "model/scheduler", "trainer", "callbacks"]
 GROUPS += ["logger", "paths", "extras", "hydra", "debug", "experiment", "hparams_search"]
 
 
 @pytest.mark.parametrize(
-    ("group", "option"), [(group, option) for group in GROUPS for option in options(group)]
+    ("group", "option"), [(group, option) for group in GROUPS for option in group_options(group)]
 )
 def test_every_option_composes(make_cfg, group: str, option: str) -> None:
     cfg = make_cfg(f"{group}={option}")
@@ -42,8 +41,8 @@ def test_default_config_instantiates(make_cfg, config_name: str) -> None:
         assert isinstance(model, TaskModule)
 
 
-@pytest.mark.parametrize("optimizer", options("model/optimizer"))
-@pytest.mark.parametrize("scheduler", options("model/scheduler"))
+@pytest.mark.parametrize("optimizer", group_options("model/optimizer"))
+@pytest.mark.parametrize("scheduler", group_options("model/scheduler"))
 def test_optimizers_and_schedulers_build(make_cfg, optimizer: str, scheduler: str) -> None:
     cfg = make_cfg(f"model/optimizer={optimizer}", f"model/scheduler={scheduler}")
     model = build_model(

@@ -19,7 +19,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import OmegaConf, open_dict, read_write
 
 from src.engine import launch
-from src.engine.checkpoints import resumable_checkpoints
+from src.engine.checkpoints import continued_checkpoint, resumable_checkpoints
 from tests.conftest import run_script, start_script
 from tests.warm import WarmProcess
 
@@ -165,12 +165,12 @@ def test_a_requeued_slurm_job_continues_from_its_run_directory(
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     (checkpoints / "on_exception.ckpt").write_bytes(b"")
-    assert launch.continued_checkpoint(OmegaConf.create({"ckpt_path": None}), tmp_path) is None
+    assert continued_checkpoint(OmegaConf.create({"ckpt_path": None}), tmp_path) is None
     given = OmegaConf.create({"ckpt_path": "init.ckpt"})
-    assert launch.continued_checkpoint(given, tmp_path) == "init.ckpt"  # a first start
+    assert continued_checkpoint(given, tmp_path) == "init.ckpt"  # a first start
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    assert launch.continued_checkpoint(given, tmp_path) == "last"
-    assert launch.continued_checkpoint(given, tmp_path / "new") == "init.ckpt"  # none yet
+    assert continued_checkpoint(given, tmp_path) == "last"
+    assert continued_checkpoint(given, tmp_path / "new") == "init.ckpt"  # none yet
     time.sleep(0.01)
     (tmp_path / "hpc_ckpt_1.ckpt").write_bytes(b"")  # Lightning's, on the requeue signal
     assert resumable_checkpoints(tmp_path)[0] == tmp_path / "hpc_ckpt_1.ckpt"

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from src.engine.config import PROJECT_ROOT
-from tests.conftest import options
+from src.engine.config import PROJECT_ROOT, group_options
 
 NEW_PROJECT = PROJECT_ROOT / "scripts" / "new_project.py"
 
@@ -104,7 +103,7 @@ def test_unknown_options_and_uncommitted_changes_are_refused(tmp_path: Path) -> 
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"new_project: --keep-data: no configs/data/mnst.yaml; choose from "
-        f"{', '.join(options('data'))}"
+        f"{', '.join(group_options('data'))}"
     )
     (root / "src" / "data" / "mine.py").write_text("")
     result = new_project(root, "x", "--keep-data", "points")

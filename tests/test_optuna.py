@@ -21,8 +21,8 @@ from hydra_plugins.optuna_sweeper._optuna import (
     study_figures,
     tell,
 )
-from src.engine.config import CONFIG_DIR
-from tests.conftest import options, run_script, start_script
+from src.engine.config import CONFIG_DIR, group_options
+from tests.conftest import run_script, start_script
 
 FAST = [
     "hparams_search=points_optuna",
@@ -59,7 +59,7 @@ def job_overrides(sweep_dir: Path) -> list[list[str]]:
     return [OmegaConf.to_container(OmegaConf.load(job / ".hydra/overrides.yaml")) for job in jobs]
 
 
-@pytest.mark.parametrize("name", options("hparams_search"))
+@pytest.mark.parametrize("name", group_options("hparams_search"))
 def test_search_configs_name_real_keys(name: str) -> None:
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", [f"hparams_search={name}"], return_hydra_config=True)

@@ -4,8 +4,8 @@ import re
 
 from hydra.utils import get_class, instantiate
 
-from src.engine.config import PROJECT_ROOT
-from tests.conftest import options, readme_table, write_image_folder
+from src.engine.config import PROJECT_ROOT, group_options
+from tests.conftest import readme_table, write_image_folder
 
 
 def test_readme_compatibility_table_matches_the_code(make_cfg, tmp_path) -> None:
@@ -13,9 +13,11 @@ def test_readme_compatibility_table_matches_the_code(make_cfg, tmp_path) -> None
     needs = {"image_folder": [f"data.root={folder}"]}
     specs = {
         data: instantiate(make_cfg(f"data={data}", *needs.get(data, [])).data).spec
-        for data in options("data")
+        for data in group_options("data")
     }
-    networks = {m: get_class(make_cfg(f"model={m}").model.net._target_) for m in options("model")}
+    networks = {
+        m: get_class(make_cfg(f"model={m}").model.net._target_) for m in group_options("model")
+    }
     actual = {
         (data, model): network.incompatibility(spec) is None
         for data, spec in specs.items()

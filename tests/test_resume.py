@@ -15,7 +15,8 @@ import pytest
 import torch
 import yaml
 
-from src.engine.checkpoints import expand_run_arguments, resolve_checkpoint
+from src.engine.arguments import expand_run_arguments
+from src.engine.checkpoints import resolve_checkpoint
 from src.engine.config import compose_run
 from src.engine.loading import load_module
 from src.errors import ConfigError

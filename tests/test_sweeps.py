@@ -13,7 +13,7 @@ import torch
 import yaml
 from filelock import FileLock
 
-from src.engine.checkpoints import expand_run_arguments
+from src.engine.arguments import expand_run_arguments
 from src.engine.sweeps import collect, print_sweep_summary, sweep_figures
 from tests.conftest import run_script, start_script
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from src.engine.checkpoints import expand_run_arguments
+from src.engine.arguments import expand_run_arguments
 from src.errors import ConfigError
 from src.eval import evaluate
 from src.export import export

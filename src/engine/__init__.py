@@ -4,14 +4,20 @@ never import it (import-linter keeps it so), and it asks of them only what Light
 the data's `DataSpec` (`src.data.spec`).
 
 By idea:
-    config.py, resolvers.py           checks of the composed config, before torch is imported
+    config.py, resolvers.py           checks of the composed config, before torch is imported;
+                                      what a config group's options are
+    arguments.py                      `resume=` and `rerun=` turned into the overrides they mean
     slots.py, building.py, loading.py what a config or checkpoint may build (trust), building a
                                       model for the data, rebuilding one from a checkpoint
     compatibility.py                  which model fits which data, in one sentence
-    checkpoint_files.py, checkpoints.py, checkpointing.py
-                                      reading a checkpoint safely; choosing one and the resume
-                                      policy; the callbacks and writer that make them
-    trainer.py, launch.py             the Trainer, devices and threads; launchers, DDP ranks
+    checkpoint_files.py               reading a checkpoint safely, once per command
+    checkpoints.py                    the resume decision (`plan_resume`): which checkpoint, and
+                                      what the run may change
+    checkpointing.py                  the callbacks and the writer that make checkpoints
+    trainer.py                        the Trainer, its devices, callbacks and loggers; stopping
+                                      on a signal
+    machine.py                        tuning for the machine: threads, NVML, exit
+    launch.py                         launchers, DDP ranks, joblib workers, SLURM
     hydra_callbacks.py, provenance.py, sweeps.py
                                       run and sweep directories, what a run was made from, sweep
                                       summaries

@@ -77,6 +77,23 @@ class _Run(_Open):
     logger: dict[str, Section | None] | None = None
 
 
+def is_config_group(key: str) -> bool:
+    """Whether `key` (`model`, `model/optimizer`) names a config group: a folder of `configs/`."""
+    return (CONFIG_DIR / key).is_dir()
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: its YAML files' names."""
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def is_option(group: str, value: Any) -> bool:
+    """Whether `value` names an option of the config group `group` (null: none, always one)."""
+    if value is None:
+        return True
+    return isinstance(value, str) and Path(value).name == value and value in group_options(group)
+
+
 def check_group_choices(argv: list[str]) -> None:
     """Raise `SystemExit` with one sentence when a command-line argument picks an option that a
     config group lacks (`model=nope`), naming the options it has (Hydra's own message adds its
@@ -89,14 +106,14 @@ def check_group_choices(argv: list[str]) -> None:
             override = parser.parse_override(arg)
         except Exception:  # not an override, or a malformed one: Hydra says so
             continue
-        group, value = CONFIG_DIR / override.key_or_group, override.value()
-        if override.key_or_group.startswith("hydra/"):  # also Hydra's plugins' options
+        group, value = override.key_or_group, override.value()
+        if group.startswith("hydra/"):  # also Hydra's plugins' options
             continue
         if value is None or isinstance(value, int | float):  # model=1, logger=null
             value = "null" if value is None else str(value)
-        if not group.is_dir() or not isinstance(value, str) or (group / f"{value}.yaml").is_file():
+        if not is_config_group(group) or not isinstance(value, str) or is_option(group, value):
             continue
-        options = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
+        options = ", ".join(group_options(group))
         raise SystemExit(
             f"{override.key_or_group}={value}: configs/{override.key_or_group}/ has no such "
             f"option; choose one of {options}"
@@ -160,7 +177,7 @@ def validate(cfg: DictConfig) -> None:
         path, value = _key_path(values, first["loc"])
         key, group = ".".join(path), "/".join(path)
         fix = f"fix it in the config or on the command line ({key}=...)"
-        if isinstance(value, str) and (CONFIG_DIR / group / f"{value}.yaml").is_file():
+        if isinstance(value, str) and is_option(group, value):
             fix = f"to choose configs/{group}/{value}.yaml, write {group}={value}"
         raise ConfigError(f"{key}={value!r} is invalid: {_reason(first['msg'])}; {fix}") from None
 

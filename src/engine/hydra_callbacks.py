@@ -23,7 +23,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.engine.atomic import atomic_write
-from src.engine.launch import PARENT_WATCH, RENDEZVOUS, continued_checkpoint
+from src.engine.checkpoints import continued_checkpoint
+from src.engine.launch import PARENT_WATCH, RENDEZVOUS
 from src.engine.provenance import write_provenance
 from src.engine.sweeps import ERROR_FILE, METRICS_FILE, print_sweep_summary, write_summary
 from src.errors import ConfigError

@@ -5,14 +5,9 @@
 - `${job_devices:<accelerator>}` gives each worker of a joblib multirun a GPU of its own.
 - `relaunch_ddp_ranks_as_this_job` makes the DDP ranks Lightning starts run this Hydra job.
 - `EndDistributedJob` lets the next job of a multirun start DDP afresh in the same process.
-- `continued_checkpoint` makes a requeued SLURM job, or a continued sweep's job, go on from
-  its run directory's checkpoint.
 - `PARENT_WATCH` stops a joblib worker's job, and the worker, when the sweep's process dies.
-- `skip_collection_at_exit` spares a finished command the garbage collector's last walk.
 """
 
-import atexit
-import gc
 import logging
 import os
 import secrets
@@ -26,9 +21,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
 
-from src.engine.checkpoints import resumable_checkpoints
 from src.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -37,13 +30,6 @@ log = logging.getLogger(__name__)
 _WORKER_GPUS: dict[Path, tuple[int, FileLock]] = {}
 # what Lightning sets in its own environment when it starts the DDP ranks of a job
 RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
-
-
-def skip_collection_at_exit() -> None:
-    """Freeze the objects left at exit, after every other exit handler has run (W&B's, the
-    loggers'): the interpreter then frees them without the collector's walk over the ~400,000
-    that torch and Lightning create, which takes about 2 s on 2 cores."""
-    atexit.register(gc.freeze)  # exit handlers run last-registered first: this one runs last
 
 
 def run_name(trainer: str | None = None) -> str:
@@ -141,16 +127,6 @@ def relaunch_ddp_ranks_as_this_job() -> None:
     from lightning.pytorch.strategies.launchers import subprocess_script
 
     subprocess_script._hydra_subprocess_cmd = ddp_rank_command
-
-
-def continued_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
-    """`last` when this job continues the run in its directory, which holds a checkpoint to go
-    on from: a requeued SLURM job (preempted, or out of time), or a job of a continued sweep
-    (`continue_run`, set by `-m resume=<sweep dir>`); else `cfg.ckpt_path`."""
-    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0"))
-    if (requeued or cfg.get("continue_run")) and resumable_checkpoints(run_dir):
-        return "last"
-    return cfg.get("ckpt_path")
 
 
 class ParentWatch:

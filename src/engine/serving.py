@@ -9,6 +9,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.engine.checkpoint_files import RECORD, built_from, load_checkpoint
+from src.engine.config import validate
 from src.engine.slots import DATAMODULE, build, target_callable
 from src.errors import ConfigError
 
@@ -27,7 +28,7 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
     `model=cnn`): other data to evaluate on, or (for training) a choice `check_resume_settings`
     then refuses when it differs. The checkpoint's configs are data: they are checked to name
     only classes the configuration trusts, of the right kind, with plain values, here, before
-    anything is built.
+    anything is built; and `cfg` is validated (`validate`) with them.
     """
     from src.engine.loading import check_model_config, record_spec
 
@@ -63,6 +64,7 @@ def use_trained_config(cfg: DictConfig, ckpt_path: str, sections: tuple[str, ...
                 OmegaConf.update(config, key, OmegaConf.select(cfg[section], key), merge=False)
         with open_dict(cfg):
             cfg[section] = config
+    validate(cfg)
     return taken
 
 

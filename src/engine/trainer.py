@@ -1,11 +1,11 @@
 """Steps the entry points share once the config has passed its checks."""
 
 import logging
-import os
+import shlex
 import signal
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -21,9 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from src.engine.checkpoint_files import load_checkpoint
 from src.engine.checkpointing import AtomicCheckpointIO, MonitorLogged
 from src.engine.console import shape_lightning_output
-from src.engine.launch import in_joblib_sweep, relaunch_ddp_ranks_as_this_job
+from src.engine.launch import relaunch_ddp_ranks_as_this_job
+from src.engine.machine import skip_nvml_probes_without_gpu, thread_count
 from src.engine.provenance import git_state
-from src.errors import ConfigError
+from src.errors import ConfigError, Stopped
 
 log = logging.getLogger(__name__)
 
@@ -77,64 +78,28 @@ def wanted_devices(devices: int | str | Sequence[int] | None) -> int:
     return len(devices or []) or 1
 
 
-def thread_count(setting: int | str) -> int:
-    """The threads torch's CPU kernels may use: `setting`, or for `auto` the cores this process may
-    use that are idle now, shared among the jobs a joblib sweep runs at once.
-
-    torch takes every core by default; when another process keeps one busy, each parallel kernel
-    waits for its slowest thread, and training gets several times slower (2 cores, one busy: the
-    default run 3x slower with 2 threads than with 1).
-    """
-    if setting != "auto":
-        return int(setting)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    jobs = 1
-    if in_joblib_sweep():
-        jobs = HydraConfig.get().launcher.get("n_jobs") or 1
-        jobs = cores if jobs < 0 else jobs
-    idle = min(idle_cores(), cores)
-    threads = max(1, int(idle + 0.25) // jobs)
-    log.info(f"Threads: {threads} ({cores} cores, {idle:.1f} idle, {jobs} job(s) at a time)")
-    return threads
-
-
-def idle_cores(window: float = 0.1) -> float:
-    """How many of the machine's cores were idle over the last `window` seconds (from Linux's
-    /proc/stat); every core where the system does not say."""
-
-    def cpu_times() -> tuple[int, int]:
-        with open("/proc/stat") as file:
-            values = [int(v) for v in file.readline().split()[1:9]]
-        return values[3] + values[4], sum(values)  # idle + iowait, all
-
-    cores = os.cpu_count() or 1
-    try:
-        idle_before, total_before = cpu_times()
-        time.sleep(window)
-        idle_after, total_after = cpu_times()
-    except (OSError, ValueError):
-        return float(cores)
-    return cores * (idle_after - idle_before) / max(total_after - total_before, 1)
-
-
-def skip_nvml_probes_without_gpu() -> None:
-    """On a machine without a CUDA GPU, answer CUDA availability from the CUDA runtime (counted
-    once) instead of NVML.
-
-    Lightning asks torch to check through NVML (`PYTORCH_NVML_BASED_CUDA_CHECK=1`), which never
-    initialises CUDA before a fork; but without an NVIDIA driver torch re-probes NVML on every
-    call, and Adam calls it on every step (about 0.1 ms each here). Without a GPU there is no CUDA
-    state for a fork to inherit.
-    """
-    if not torch.cuda.is_available():
-        os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+@contextmanager
+def stops_to_resume(trainer: L.Trainer, run_dir: Path) -> Iterator[None]:
+    """In the block, SIGTERM, or a first Ctrl-C, stops training after a checkpoint (Lightning
+    ends the current step, checkpoints and stops: a resume continues exactly) with `Stopped`,
+    which says how to resume; a second Ctrl-C interrupts at once."""
+    with ctrl_c_stops_like_sigterm() as ctrl_c:
+        try:
+            yield
+        except SystemExit as error:  # Lightning stops on SIGTERM with exit code 0
+            if error.code or not trainer.received_sigterm:
+                raise
+            trust = [o for o in HydraConfig.get().overrides.task if o.startswith("trusted=")]
+            raise Stopped(
+                f"{Stopped.PREFIX} {'Ctrl-C' if ctrl_c() else 'SIGTERM'} after checkpointing; "
+                f"resume with: python src/train.py {shlex.join([f'resume={run_dir}', *trust])}"
+            ) from error
 
 
 @contextmanager
 def ctrl_c_stops_like_sigterm() -> Iterator[Callable[[], bool]]:
-    """In the block, a first Ctrl-C stops training as SIGTERM does (Lightning ends the current
-    step, checkpoints and stops: a resume continues exactly); a second one interrupts at once.
-    Yields a function telling whether Ctrl-C was pressed."""
+    """In the block, a first Ctrl-C stops training as SIGTERM does; a second one interrupts at
+    once. Yields a function telling whether Ctrl-C was pressed."""
     pressed = False
 
     def handle(signum: int, frame: Any) -> None:
