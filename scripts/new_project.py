@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     root = args.root.resolve()
     try:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", args.name):
+            raise ValueError(
+                f"{args.name!r} is not a project name: use letters, digits, and . _ - inside"
+            )
         check_clean(root)
         kept = {group: words(getattr(args, f"keep_{o}")) for o, group in GROUPS.items()}
         removal = plan(root, kept)
@@ -108,15 +112,13 @@ def plan(root: Path, kept: dict[str, set[str]]) -> Removal:
     """What to remove for keeping `kept` (options by group); `ValueError` for an unknown one."""
     removal = Removal()
     defaults = default_choices(root)
-    for group, names in kept.items():
-        unknown = names - options(root, group)
-        if unknown:
+    for option, group in GROUPS.items():
+        if unknown := kept[group] - options(root, group):
             raise ValueError(
-                f"--keep-{next(o for o, g in GROUPS.items() if g == group)}: no "
-                f"configs/{group}/{sorted(unknown)[0]}.yaml; choose from "
+                f"--keep-{option}: no configs/{group}/{sorted(unknown)[0]}.yaml; choose from "
                 f"{', '.join(sorted(options(root, group)))}"
             )
-        removal.options[group] = options(root, group) - names - {defaults[group]}
+        removal.options[group] = options(root, group) - kept[group] - {defaults[group]}
     for group in BUILT_ON:
         removal.options[group] = {
             path.stem

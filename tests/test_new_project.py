@@ -105,6 +105,9 @@ def test_unknown_options_and_uncommitted_changes_are_refused(tmp_path: Path) -> 
         f"new_project: --keep-data: no configs/data/mnst.yaml; choose from "
         f"{', '.join(group_options('data'))}"
     )
+    result = new_project(root, "my project", "--keep-data", "points")
+    assert result.returncode == 1
+    assert "'my project' is not a project name" in result.stderr
     (root / "src" / "data" / "mine.py").write_text("")
     result = new_project(root, "x", "--keep-data", "points")
     assert result.returncode == 1

@@ -89,6 +89,8 @@ def stops_to_resume(trainer: L.Trainer, run_dir: Path) -> Iterator[None]:
         except SystemExit as error:  # Lightning stops on SIGTERM with exit code 0
             if error.code or not trainer.received_sigterm:
                 raise
+            if trainer.global_rank > 0:  # rank 0 says it and records it, once
+                raise SystemExit(1) from error
             trust = [o for o in HydraConfig.get().overrides.task if o.startswith("trusted=")]
             raise Stopped(
                 f"{Stopped.PREFIX} {'Ctrl-C' if ctrl_c() else 'SIGTERM'} after checkpointing; "
