@@ -23,7 +23,7 @@ import ast
 import re
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -295,15 +295,10 @@ def prune_tests(root: Path, removal: Removal) -> None:
 def prune_source(source: str, removal: Removal) -> tuple[str, set[str]]:
     """`source` without the statements and cases that name removed things, and the names the
     removed statements defined."""
-    tree = ast.parse(source)
     spans: list[tuple[int, int]] = []  # character ranges to cut
     gone: set[str] = set()
-    offsets = line_offsets(source)
-
-    def position(line: int, col: int) -> int:
-        return offsets[line - 1] + col
-
-    for node in tree.body:
+    position = positions(source)
+    for node in ast.parse(source).body:
         if not node_mentions(node, removal):
             continue
         cases = [c for c in case_lists(node) if any(node_mentions(e, removal) for e in c)]
@@ -314,32 +309,47 @@ def prune_source(source: str, removal: Removal) -> tuple[str, set[str]]:
             and not any(node_mentions(part, removal) for part in outside_cases(node, cases))
         ):
             for elements in cases:
-                for index, element in enumerate(elements):
+                for element, following in zip(elements, [*elements[1:], None], strict=True):
                     if node_mentions(element, removal):
                         gone |= case_name(element)
-                        start = position(element.lineno, element.col_offset)
-                        following = elements[index + 1] if index + 1 < len(elements) else None
-                        if following:
-                            end = position(following.lineno, following.col_offset)
-                        else:  # the last case: with its trailing comma
-                            end = position(element.end_lineno, element.end_col_offset)
-                            end += len(re.match(r"\s*,?", source[end:]).group())
-                        spans.append((start, end))
+                        spans.append(case_span(source, position, element, following))
             continue
         first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
-        spans.append((offsets[first - 1], offsets[node.end_lineno]))
+        spans.append((position(first, 0), position(node.end_lineno + 1, 0)))
         gone |= defines(node)
     for start, end in sorted(spans, reverse=True):
         source = source[:start] + source[end:]
     return source, gone
 
 
-def line_offsets(source: str) -> list[int]:
-    offsets, total = [], 0
-    for line in source.splitlines(keepends=True):
-        offsets.append(total)
-        total += len(line)
-    return [*offsets, total]
+def positions(source: str) -> Callable[[int, int], int]:
+    """The character index in `source` of a syntax tree's (line, column), the column counted in
+    UTF-8 bytes as `ast` counts it; line one past the last: the end."""
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+
+    def position(line: int, col: int) -> int:
+        text = lines[line - 1] if line <= len(lines) else ""
+        return starts[line - 1] + len(text.encode()[:col].decode(errors="ignore"))
+
+    return position
+
+
+def case_span(
+    source: str,
+    position: Callable[[int, int], int],
+    element: ast.expr,
+    following: ast.expr | None,
+) -> tuple[int, int]:
+    """The characters of a case in a list or dict: up to the next case, or, the last, with its
+    trailing comma."""
+    start = position(element.lineno, element.col_offset)
+    if following:
+        return start, position(following.lineno, following.col_offset)
+    end = position(element.end_lineno, element.end_col_offset)
+    return start, end + len(re.match(r"\s*,?", source[end:]).group())
 
 
 def case_lists(node: ast.stmt) -> list[list[ast.expr]]:
