@@ -354,10 +354,14 @@ def case_span(
 
 def case_lists(node: ast.stmt) -> list[list[ast.expr]]:
     """The element lists of a statement's list, tuple and dict literals of cases: a top-level
-    assignment's value, and the case lists of `pytest.mark.parametrize` decorators."""
+    assignment's value, a dict a function returns last, and the case lists of
+    `pytest.mark.parametrize` decorators."""
     literals: list[ast.expr] = []
     if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
         literals.append(node.value)
+    body = getattr(node, "body", [])
+    if body and isinstance(body[-1], ast.Return) and isinstance(body[-1].value, ast.Dict):
+        literals.append(body[-1].value)  # a fixture's named cases: `return {"mnist": ...}`
     for decorator in getattr(node, "decorator_list", []):
         if isinstance(decorator, ast.Call) and len(decorator.args) >= 2:
             literals.append(decorator.args[1])
