@@ -126,12 +126,14 @@ def fit_and_test(
     was saved)."""
     from lightning.pytorch.utilities import rank_zero_info
 
+    from src.engine.checkpoint_files import forget_checkpoints
     from src.engine.trainer import best_result, logged_metrics, restore_checkpoint_callbacks
 
     ckpt_path = resume.ckpt_path if resume else None
     fit = resume.fit if resume else cfg.get("train")
     if fit:
         start = load_step(ckpt_path) if ckpt_path else None
+        forget_checkpoints()
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         if trainer.global_step == start:  # say, the checkpoint's timer had run out
             raise nothing_left_to_train(cfg, trainer.current_epoch, trainer.global_step)

@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from src.engine.arguments import expand_run_arguments
+from src.engine.checkpoint_files import load_checkpoint
 from src.engine.checkpoints import resolve_checkpoint
 from src.engine.config import compose_run
 from src.engine.loading import load_module
@@ -519,3 +520,13 @@ def test_max_time_stops_a_run_that_resumes_with_more_time(tmp_path) -> None:
     more = run_script("train", f"resume={run_dir}", "trainer.max_time=00:00:00:04")
     assert more.returncode == 0, more.stderr[-3000:]
     assert last_checkpoint(run_dir)["global_step"] > stopped_at
+
+
+def test_each_command_reads_its_checkpoint_afresh(tmp_path: Path) -> None:
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {"w": torch.tensor([1.0])}, "global_step": 1}, path)
+    assert load_checkpoint(path, mmap=True)["global_step"] == 1  # kept for the command's checks
+    # rewritten in place, the same size, at once: the next command reads the new file
+    torch.save({"state_dict": {"w": torch.tensor([2.0])}, "global_step": 2}, path)
+    resolve_checkpoint(str(path), tmp_path)
+    assert load_checkpoint(path, mmap=True)["state_dict"]["w"].item() == 2.0

@@ -27,17 +27,25 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     """`torch.load` a checkpoint as plain data only (`weights_only=True`): a file that is
     truncated, corrupt or carries code (a pickle that would run it) raises `CheckpointError`.
 
-    Mapped (`mmap`), a file is read once while it is unchanged: the checks of a command that all
-    ask about one checkpoint share the record (which they only read)."""
+    Mapped (`mmap`), a file is read once in a command while it is unchanged: the checks that
+    all ask about one checkpoint share the record (which they only read). A command starts
+    afresh (`forget_checkpoints`)."""
     if not mmap:
         return _load(path, mmap=False)
     stat = Path(path).stat()
-    return _mapped(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    version = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
+    return _mapped(str(Path(path).resolve()), version)
 
 
 @functools.lru_cache(maxsize=1)
-def _mapped(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+def _mapped(path: str, version: tuple[int, ...]) -> dict[str, Any]:
     return _load(path, mmap=True)
+
+
+def forget_checkpoints() -> None:
+    """Drop the record `load_checkpoint` keeps: when a command starts, and before training
+    replaces the file (the mapping would hold its disk space)."""
+    _mapped.cache_clear()
 
 
 def _load(path: str | Path, mmap: bool) -> dict[str, Any]:

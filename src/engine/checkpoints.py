@@ -9,7 +9,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.engine.checkpoint_files import RECORD, CheckpointError, built_from, load_checkpoint
+from src.engine.checkpoint_files import (
+    RECORD,
+    CheckpointError,
+    built_from,
+    forget_checkpoints,
+    load_checkpoint,
+)
 from src.engine.serving import use_trained_config
 from src.engine.slots import RUNTIME_OPTIONS
 from src.errors import ConfigError
@@ -52,6 +58,7 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
     """
     if ckpt_path is None:
         return None
+    forget_checkpoints()  # a command reads its checkpoint afresh
     path = run_dir if ckpt_path == "last" else Path(ckpt_path).expanduser()
     if path.is_dir():
         return str(newest_loadable(path, f"ckpt_path={ckpt_path}").resolve())
